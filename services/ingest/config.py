@@ -1,0 +1,66 @@
+"""Settings of the ingest service: variables prefixed ``INGEST_`` and the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class IngestSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="INGEST_")
+
+    db_schema: str = Field(
+        default="ingest",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Schema this service owns.",
+    )
+    http_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the xAPI statements endpoint."
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413.",
+    )
+    consumer_group: str = Field(
+        default="skillstream-ingest", description="Consumer group reading the raw topics."
+    )
+    raw_default_version: str = Field(
+        default="2.0.0",
+        pattern=r"^(1\.0\.[0-9]+|2\.0\.[0-9]+)$",
+        description="xAPI version of raw Kafka records without an X-Experience-API-Version header.",
+    )
+    intake_enabled: bool = Field(
+        default=True, description="Consume the raw per-tenant topics (xapi.raw.<tenant>)."
+    )
+    intake_max_records: int = Field(
+        default=500, ge=1, le=100_000, description="Most raw records handled in one batch."
+    )
+    intake_metadata_max_age_ms: int = Field(
+        default=30_000,
+        ge=100,
+        description="How often the raw-topic pattern is re-matched against the broker's topics.",
+    )
+    relay_batch: int = Field(
+        default=500, ge=1, le=100_000, description="Most outbox rows published per round."
+    )
+    relay_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Outbox poll interval when no NOTIFY arrives (also the retry pause).",
+    )
+    relay_send_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long the relay waits for Kafka to ack a batch."
+    )
+    auth_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a verified credential is remembered in memory (0: never); "
+        "revocation takes effect within this time.",
+    )
+    retry_max_seconds: float = Field(
+        default=10.0, gt=0, description="Longest back-off between retries of a failed step."
+    )
