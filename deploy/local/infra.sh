@@ -5,7 +5,8 @@
 #   deploy/local/infra.sh up|down|status|env|reset [kafka|postgres]
 #
 # State lives in $SKILLSTREAM_LOCAL_DIR (default: <repo>/.local, git-ignored):
-#   kafka/libs   jars fetched once by `mvn dependency:copy-dependencies` (second start: no network)
+#   kafka/libs   jars fetched once by `mvn dependency:copy-dependencies` (second start: no network;
+#                SKILLSTREAM_KAFKA_LIBS points elsewhere)
 #   kafka/data   KRaft metadata and topic logs;  kafka/kafka.log  broker log;  kafka/kafka.pid
 #   pg/data      the PostgreSQL cluster;          pg/postgres.log server log
 #
@@ -23,7 +24,7 @@ PG_VERSION=15
 PG_BIN="/usr/lib/postgresql/$PG_VERSION/bin"
 READY_TIMEOUT="${SKILLSTREAM_READY_TIMEOUT:-90}"
 
-KDIR="$LOCAL/kafka"; KLIBS="$KDIR/libs"; KDATA="$KDIR/data"; KLOG="$KDIR/kafka.log"; KPID="$KDIR/kafka.pid"
+KDIR="$LOCAL/kafka"; KLIBS="${SKILLSTREAM_KAFKA_LIBS:-$KDIR/libs}"; KDATA="$KDIR/data"; KLOG="$KDIR/kafka.log"; KPID="$KDIR/kafka.pid"
 KCONF="$KDIR/server.properties"
 PGDIR="$LOCAL/pg"; PGDATA="$PGDIR/data"; PGLOG="$PGDIR/postgres.log"
 
@@ -44,7 +45,7 @@ kafka_fetch() {
   command -v java >/dev/null || die "java is not installed (Java 17+ is required by Kafka 4.x)"
   say "fetching Kafka jars from Maven Central into $KLIBS (once)"
   rm -rf "$KLIBS"; mkdir -p "$KLIBS"
-  mvn -B -q -f "$HERE/kafka/pom.xml" dependency:copy-dependencies -Dkafka.libs.dir="$KLIBS" \
+  mvn -B -q -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies -Dkafka.libs.dir="$KLIBS" \
     || die "mvn could not fetch the Kafka jars"
   ls "$KLIBS"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar in $KLIBS after mvn"
   touch "$KLIBS/.complete"
@@ -139,13 +140,26 @@ pg_install() {
   [ -x "$PG_BIN/initdb" ] || die "apt-get did not install $PG_BIN/initdb"
 }
 
+# As root the cluster belongs to the `postgres` user, which must reach its directory. When the
+# checkout sits below a directory it cannot enter (e.g. /root is 0700), the cluster lives in
+# /var/lib/postgresql/skillstream-<hash of the path> instead, found the same way every time.
+pg_resolve_dir() {
+  [ "$(id -u)" = 0 ] || return 0
+  id postgres >/dev/null 2>&1 || return 0
+  mkdir -p "$PGDIR"; chown postgres "$PGDIR"
+  if ! runuser -u postgres -- test -w "$PGDIR" 2>/dev/null; then
+    PGDIR="/var/lib/postgresql/skillstream-$(printf '%s' "$PGDIR" | sha1sum | cut -c1-12)"
+    mkdir -p "$PGDIR"; chown postgres "$PGDIR"
+    PGDATA="$PGDIR/data"; PGLOG="$PGDIR/postgres.log"
+  fi
+}
+
 pg_up() {
   if [ -n "${DATABASE_URL:-}" ]; then
     say "postgres: external DATABASE_URL is used (not started by this script)"; return 0
   fi
   pg_install
-  mkdir -p "$PGDIR"
-  if [ "$(id -u)" = 0 ]; then chown postgres "$PGDIR"; fi
+  pg_resolve_dir
   if [ ! -f "$PGDATA/PG_VERSION" ]; then
     say "postgres: initdb in $PGDATA"
     as_pg "$PG_BIN/initdb" -D "$PGDATA" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$PGDIR/initdb.log" 2>&1 \
@@ -170,6 +184,7 @@ pg_up() {
 
 pg_down() {
   if [ -n "${DATABASE_URL:-}" ]; then say "postgres: external, left alone"; return 0; fi
+  pg_resolve_dir
   if [ -f "$PGDATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null; say "postgres: stopped"
   else
@@ -179,6 +194,7 @@ pg_down() {
 
 pg_status() {
   if [ -n "${DATABASE_URL:-}" ]; then say "postgres: external DATABASE_URL"; return 0; fi
+  pg_resolve_dir
   if [ -f "$PGDATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     say "postgres: running on 127.0.0.1:$PG_PORT"; return 0
   fi
@@ -204,6 +220,9 @@ case "$cmd" in
   status) run status ;;
   env) print_env ;;
   fetch) kafka_fetch; pg_install ;;
-  reset) run down; rm -rf "$KDATA" "$PGDATA"; say "data removed (jars kept)" ;;
+  reset)
+    run down; pg_resolve_dir; rm -rf "$KDATA" "$PGDATA"
+    case "$PGDIR" in /var/lib/postgresql/skillstream-*) rm -rf "$PGDIR" ;; esac
+    say "data removed (jars kept)" ;;
   *) echo "usage: $0 up|down|status|env|fetch|reset [kafka|postgres]" >&2; exit 2 ;;
 esac
