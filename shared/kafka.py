@@ -32,6 +32,7 @@ class TopicSpec:
     name: str
     partitions: int
     config: Mapping[str, str] = field(default_factory=dict)
+    replication_factor: int = 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Topics:
 
     prefix: str = ""
     partitions: int = 4
+    replication_factor: int = 1
 
     @property
     def statements(self) -> str:
@@ -73,12 +75,13 @@ class Topics:
     def specs(self) -> list[TopicSpec]:
         """The topics Skillstream owns. Raw topics belong to the tenants and are not here."""
         keyed = {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)}
+        rf = self.replication_factor
         return [
             # the canonical stream: kept, so progress can be rebuilt by replaying it
-            TopicSpec(self.statements, self.partitions, {"retention.ms": "-1"}),
-            TopicSpec(self.deadletter, 1, {"retention.ms": str(30 * _DAY_MS)}),
-            TopicSpec(self.progress_updates, self.partitions, keyed),
-            TopicSpec(self.alerts_events, self.partitions, keyed),
+            TopicSpec(self.statements, self.partitions, {"retention.ms": "-1"}, rf),
+            TopicSpec(self.deadletter, 1, {"retention.ms": str(30 * _DAY_MS)}, rf),
+            TopicSpec(self.progress_updates, self.partitions, keyed, rf),
+            TopicSpec(self.alerts_events, self.partitions, keyed, rf),
         ]
 
 
@@ -120,33 +123,41 @@ async def kafka_consumer(
         await consumer.stop()
 
 
-async def ensure_topics(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
+async def ensure_topics(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], settle: float = 10.0
+) -> list[str]:
     """Create the topics that are missing; check the partitions of those that exist.
 
     Returns the names created. A topic that exists with another partition count is a
-    :class:`ConfigError`: co-partitioned topics and tables would silently break.
+    :class:`ConfigError`: co-partitioned topics and tables would silently break. A topic just
+    created (by us or by another replica) may be described with no partitions for a moment;
+    that is waited out for up to ``settle`` seconds.
     """
     existing = set(await admin.list_topics())
     missing = [s for s in specs if s.name not in existing]
     if missing:
         new = [
-            NewTopic(s.name, s.partitions, replication_factor=-1, topic_configs=dict(s.config))
+            NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config))
             for s in missing
         ]
         try:
             await admin.create_topics(new)
         except TopicAlreadyExistsError:
             log.info("topics were created concurrently")
-    present = [s for s in specs if s.name in existing]
-    if present:
-        described = await admin.describe_topics([s.name for s in present])
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle
+    while True:
+        described = await admin.describe_topics([s.name for s in specs])
         counts = {d["topic"]: len(d["partitions"]) for d in described}
-        for spec in present:
-            if counts.get(spec.name) != spec.partitions:
-                raise ConfigError(
-                    f"topic {spec.name} has {counts.get(spec.name)} partitions, "
-                    f"{spec.partitions} are configured"
-                )
+        if all(counts.get(s.name) for s in specs) or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    for spec in specs:
+        if counts.get(spec.name) != spec.partitions:
+            raise ConfigError(
+                f"topic {spec.name} has {counts.get(spec.name)} partitions, "
+                f"{spec.partitions} are configured"
+            )
     return [s.name for s in missing]
 
 

@@ -62,6 +62,13 @@ class ServiceSettings(BaseSettings):
         validation_alias=_shared("SKILLSTREAM_PARTITIONS"),
         description="Partitions of the keyed topics; caps the number of workers per service.",
     )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=7,
+        validation_alias=_shared("SKILLSTREAM_REPLICATION_FACTOR"),
+        description="Replication factor of the topics Skillstream creates (1 for one broker).",
+    )
     log_level: str = Field(
         default="INFO",
         pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$",

@@ -1,0 +1,181 @@
+"""Faust apps for the stream processors (progress, alerts), built per call and run in-process.
+
+:func:`make_faust_app` is the one place the Faust settings are chosen (faust-notes.md):
+
+* at-least-once processing (``exactly_once`` has open bugs); sinks are idempotent instead;
+* the app id is ``<topic_prefix><app_id>``: the consumer group, the changelog topics
+  (``<id>-<table>-changelog``) and the assignor topic all carry the prefix, so tests and
+  environments stay apart and the ``kafka_cleanup`` fixture deletes them;
+* table changelogs: Faust creates them ``cleanup.policy=compact`` with no ``retention.ms``
+  for non-windowed tables, which is what recovery needs; no standby replicas (one node);
+* Faust's own web server is off: each service runs its own aiohttp server;
+* Faust's settings are NOT read from ``os.environ`` (Faust lets variables such as
+  ``WEB_PORT`` or ``BROKER_URL`` override explicit arguments); services pass everything
+  explicitly from their pydantic settings. Pass ``env=os.environ`` to opt back in.
+
+:func:`running` starts an app inside the current event loop without Faust's ``Worker`` (which
+installs signal handlers and owns the loop). ``App.start()`` returns once table recovery has
+finished, so ``async with running(app):`` is "started and recovered".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka.errors import KafkaError
+
+from shared.errors import ConfigError, DependencyUnavailableError
+
+DEFAULT_START_TIMEOUT = 60.0
+DEFAULT_STOP_TIMEOUT = 30.0
+
+
+def kafka_urls(bootstrap: str) -> list[str]:
+    """``"h1:9092,h2:9092"`` -> ``["kafka://h1:9092", "kafka://h2:9092"]``."""
+    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
+    if not hosts:
+        raise ConfigError("no Kafka bootstrap servers given")
+    return [h if "://" in h else f"kafka://{h}" for h in hosts]
+
+
+def make_faust_app(
+    app_id: str,
+    *,
+    bootstrap: str,
+    topic_prefix: str,
+    partitions: int,
+    store: str = "memory://",
+    data_dir: str | None = None,
+    web_enabled: bool = False,
+    group_instance_id: str | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> faust.App:
+    """A new, unstarted Faust app. ``overrides`` are any other Faust settings, and win.
+
+    ``group_instance_id`` turns on static group membership (e.g. the pod name), so a restart
+    within the session timeout does not rebalance the group.
+    """
+    if partitions < 1:
+        raise ConfigError(f"partitions must be >= 1, not {partitions}")
+    full_id = f"{topic_prefix}{app_id}"
+    if data_dir is None:
+        if not store.startswith("memory://"):
+            raise ConfigError(f"store {store} keeps data on disk: give data_dir")
+        # memory:// stores nothing there, but Faust creates the directory on first start
+        data_dir = str(Path(tempfile.gettempdir()) / f"faust-{full_id}")
+    settings: dict[str, Any] = {
+        "broker": kafka_urls(bootstrap),
+        "store": store,
+        "datadir": data_dir,
+        "processing_guarantee": "at_least_once",
+        "topic_partitions": partitions,
+        "topic_replication_factor": 1,
+        "topic_allow_declare": True,
+        "table_standby_replicas": 0,
+        "consumer_auto_offset_reset": "earliest",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "web_enabled": web_enabled,
+        "autodiscover": False,
+        "env": {} if env is None else env,
+    }
+    if group_instance_id is not None:
+        settings["consumer_group_instance_id"] = group_instance_id
+    settings.update(overrides)
+    return faust.App(full_id, **settings)
+
+
+def raw_topic(app: faust.App, name: str, partitions: int | None = None) -> Any:
+    """Declare a topic of raw bytes keys and values (decode with pydantic in the agent)."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+
+
+def recovery_finished(app: faust.App) -> bool:
+    """Readiness: the tables are recovered and no rebalance is under way."""
+    tables: Any = app.tables  # TableManagerT does not declare ``recovery``
+    return bool(tables.recovery.completed.is_set() and not app.rebalancing)
+
+
+def failure_of(app: faust.App) -> BaseException | None:
+    """Why the app crashed, or ``None`` while it has not."""
+    if app._crashed.is_set():  # mode has no public accessor for the flag
+        reason: BaseException | None = app.crash_reason
+        return reason or RuntimeError(f"Faust app {app.conf.id} crashed")
+    return None
+
+
+def close_unused_loops(app: faust.App) -> None:
+    """Close the event loop of a consumer thread that was built but never ran.
+
+    ``app.consumer`` is a ``mode.ServiceThread`` that creates its own event loop when built and
+    closes it only after the thread ran. An app that failed to start, or one used only under
+    ``agent.test_context()``, leaves it open: a ResourceWarning when garbage-collected.
+    """
+    thread = getattr(app._consumer, "_thread", None)  # no public accessor
+    loop = getattr(thread, "thread_loop", None)
+    worker = getattr(thread, "_thread", None)
+    if (
+        isinstance(loop, asyncio.AbstractEventLoop)
+        and worker is None
+        and not loop.is_running()
+        and not loop.is_closed()
+    ):
+        loop.close()
+
+
+@asynccontextmanager
+async def running(
+    app: faust.App,
+    *,
+    start_timeout: float | None = DEFAULT_START_TIMEOUT,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+) -> AsyncIterator[faust.App]:
+    """Run ``app`` in the current event loop, stopping it on exit (also on errors).
+
+    Entering returns once the app has joined its group and recovered its tables; raises
+    :class:`DependencyUnavailableError` if the broker cannot be reached (Faust does not retry
+    at start-up: call ``shared.kafka.wait_for_broker`` first), if that takes longer than
+    ``start_timeout`` or if the app crashed while starting. Faust logs errors of running
+    services and marks the app crashed instead of raising: such a crash is raised on exit.
+    An app object runs once: build a new one (as a restarted process would) to run again.
+    """
+    app.loop = asyncio.get_running_loop()
+    try:
+        try:
+            await asyncio.wait_for(app.start(), start_timeout)
+        except TimeoutError as exc:
+            raise DependencyUnavailableError(
+                f"Faust app {app.conf.id} did not start within {start_timeout} s"
+            ) from exc
+        except (KafkaError, OSError) as exc:
+            raise DependencyUnavailableError(
+                f"Faust app {app.conf.id} could not start: {exc!r}"
+            ) from exc
+        failure = failure_of(app)
+        if failure is not None:
+            raise DependencyUnavailableError(
+                f"Faust app {app.conf.id} crashed while starting: {failure!r}"
+            ) from failure
+        yield app
+    finally:
+        try:
+            await asyncio.wait_for(app.stop(), stop_timeout)
+        finally:
+            close_unused_loops(app)
+    failure = failure_of(app)
+    if failure is not None:
+        raise RuntimeError(f"Faust app {app.conf.id} crashed: {failure!r}") from failure
