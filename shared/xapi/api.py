@@ -1,0 +1,107 @@
+"""Entry points: parse and validate statements, serialise them back to JSON."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from shared.xapi.errors import StatementValidationError, Violation, violations_from_pydantic
+from shared.xapi.primitives import VERSION_CONTEXT_KEY, XapiVersion
+from shared.xapi.statement import Statement
+
+__all__ = ["parse_statement", "parse_statements", "statement_to_json"]
+
+RawStatements = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]
+
+_STATEMENT: Final = TypeAdapter(Statement)
+_STATEMENTS: Final = TypeAdapter(list[Statement])
+
+
+def _load(raw: RawStatements) -> Any:
+    if isinstance(raw, bytes | bytearray | memoryview | str):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise StatementValidationError(
+                [Violation("$", "json.invalid", f"not valid JSON: {exc}")]
+            ) from None
+    return raw
+
+
+def _context(version: XapiVersion) -> dict[str, Any]:
+    if not isinstance(version, XapiVersion):
+        raise TypeError(f"version must be an XapiVersion, not {version!r}")
+    return {VERSION_CONTEXT_KEY: version}
+
+
+def parse_statement(raw: RawStatements, *, version: XapiVersion) -> Statement:
+    """Validate one statement given as JSON text/bytes or an already-decoded dict.
+
+    Raises :class:`StatementValidationError` listing every violation found.
+
+    Only the xAPI (camelCase) property names are accepted: the models'
+    ``populate_by_name`` is meant for Python constructors, so JSON input is validated
+    with ``by_name=False`` and e.g. ``object_type`` is an unknown property.
+    """
+    data = _load(raw)
+    if not isinstance(data, dict):
+        rule = "null_value" if data is None else "type"
+        raise StatementValidationError([Violation("$", rule, "a statement must be an object")])
+    try:
+        return _STATEMENT.validate_python(
+            data, context=_context(version), by_alias=True, by_name=False
+        )
+    except ValidationError as exc:
+        raise StatementValidationError(violations_from_pydantic(exc)) from None
+
+
+def parse_statements(raw: RawStatements, *, version: XapiVersion) -> list[Statement]:
+    """Validate a single statement or an array of statements; always returns a list.
+
+    Paths of violations in an array are prefixed with the index (``$[2].actor``).
+    Statement ids must be distinct within one array (rule ``id.duplicate``).
+    """
+    data = _load(raw)
+    if isinstance(data, dict):
+        return [parse_statement(data, version=version)]
+    if not isinstance(data, list):
+        rule = "null_value" if data is None else "type"
+        raise StatementValidationError(
+            [Violation("$", rule, "expected a statement object or an array of statements")]
+        )
+    try:
+        statements = _STATEMENTS.validate_python(
+            data, context=_context(version), by_alias=True, by_name=False
+        )
+    except ValidationError as exc:
+        raise StatementValidationError(violations_from_pydantic(exc)) from None
+    seen: dict[str, int] = {}
+    duplicates: list[Violation] = []
+    for index, statement in enumerate(statements):
+        if statement.id is None:
+            continue
+        key = statement.id.lower()
+        if key in seen:
+            duplicates.append(
+                Violation(
+                    f"$[{index}].id",
+                    "id.duplicate",
+                    f"statement id repeats the one at $[{seen[key]}].id",
+                )
+            )
+        else:
+            seen[key] = index
+    if duplicates:
+        raise StatementValidationError(duplicates)
+    return statements
+
+
+def statement_to_json(statement: Statement) -> bytes:
+    """Serialise a statement to JSON bytes: camelCase aliases, absent properties omitted.
+
+    ``None`` fields are omitted; ``null`` values inside extensions are kept. Parsing the
+    output again yields an equal :class:`Statement`.
+    """
+    return _STATEMENT.dump_json(statement, by_alias=True, exclude_none=True)
