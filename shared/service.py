@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 async def serve_http(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
     """Serve ``app`` on ``host:port`` until the block ends; yields the bound port (``port=0``
     picks a free one, which tests use)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=5.0)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     bound = int(runner.addresses[0][1]) if runner.addresses else port
     log.info("http listening", extra={"host": host, "port": bound})

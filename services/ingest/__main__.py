@@ -1,0 +1,24 @@
+"""``python -m services.ingest``: run the ingest service until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.ingest.app import run
+from services.ingest.config import IngestSettings
+from shared.logs import setup_logging
+from shared.service import run_until_stopped
+
+
+def main() -> None:
+    settings = IngestSettings()
+    setup_logging("ingest", settings.log_level)
+
+    async def serve(stop: asyncio.Event) -> None:
+        await run(settings, stop)
+
+    run_until_stopped(serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""The pure logic of ingest: versions, ids, authority, learner keys, canonical comparison and the
+envelope published downstream. No I/O here: the web and Kafka layers call these functions.
+
+What downstream sees (``payload.statement`` of a ``skillstream.statement.v1`` envelope) is the
+stored statement with every person replaced by a pseudonym ``{"objectType", "learner_key"}``:
+the actor, an Agent/Group object, a SubStatement's actor and object, ``context.instructor``,
+``context.team`` and 2.0's ``contextAgents``/``contextGroups``. ``authority`` (our own
+credential) is dropped. Verb, object, result, context, timestamp, stored, id, version and
+attachment metadata are kept. Extension values are passed through as sent: LMSs must not put
+raw identifiers there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final, cast
+
+import orjson
+
+from services.ingest.errors import BadRequestError
+from shared.envelope import STATEMENT_V1, Envelope
+from shared.identity import IfiKind, learner_key
+from shared.xapi import (
+    VOIDED_VERB,
+    Agent,
+    Group,
+    Statement,
+    StatementRef,
+    SubStatement,
+    XapiVersion,
+    learner_ifi,
+    statement_to_json,
+)
+
+#: namespace of the event ids (uuid5 of ``"<tenant>|<statement id>"``): a statement has exactly
+#: one event id, whatever the number of times it is archived, relayed or replayed
+EVENT_NAMESPACE: Final = uuid.UUID("6f1d2b9e-4c55-5d3c-9a5e-0b8f3c2a7e10")
+#: namespace of ids given to raw Kafka statements without one (uuid5 of topic/partition/offset/
+#: index), so replaying a raw record yields the same ids and therefore no new rows
+RAW_ID_NAMESPACE: Final = uuid.UUID("0c6a3e52-8d7f-5b1e-b3a4-7e9d1f2c4a60")
+AUTHORITY_HOME: Final = "https://skillstream.invalid/tenant/"
+VERSION_HEADER: Final = "X-Experience-API-Version"
+
+_VERSION_HEADER_RE: Final = re.compile(r"^(1\.0(?:\.\d+)?|2\.0(?:\.\d+)?)$")
+# properties ignored when comparing two statements with the same id (xAPI "Statement comparison")
+_NOT_COMPARED: Final = ("id", "stored", "authority", "version")
+
+
+class Channel(StrEnum):
+    HTTP = "http"
+    KAFKA = "kafka"
+
+
+def parse_version(value: str | None) -> XapiVersion:
+    """The validation version chosen by an ``X-Experience-API-Version`` value.
+
+    ``1.0``/``1.0.x`` -> 1.0.3 rules; ``2.0``/``2.0.x`` -> 2.0 rules; anything else is a 400.
+    """
+    if value is None or not value.strip():
+        raise BadRequestError(
+            f"the {VERSION_HEADER} header is required", rule="version.header_missing"
+        )
+    match = _VERSION_HEADER_RE.match(value.strip())
+    if match is None:
+        raise BadRequestError(
+            f"{VERSION_HEADER} {value.strip()[:40]!r} is not supported (1.0.x or 2.0.x)",
+            rule="version.header_unsupported",
+        )
+    return XapiVersion.V1_0_3 if match.group(1).startswith("1.") else XapiVersion.V2_0
+
+
+def response_version(version: XapiVersion | None) -> str:
+    """The version sent back in the response header."""
+    return "1.0.3" if version is XapiVersion.V1_0_3 else "2.0.0"
+
+
+def default_statement_version(version: XapiVersion) -> str:
+    """What the LRS writes in ``version`` when the statement has none (per each spec)."""
+    return "1.0.0" if version is XapiVersion.V1_0_3 else "2.0.0"
+
+
+def authority_for(tenant: str, name: str) -> dict[str, Any]:
+    """The authority Agent the LRS records for statements sent with credential ``name``."""
+    return {
+        "objectType": "Agent",
+        "name": name,
+        "account": {"homePage": f"{AUTHORITY_HOME}{tenant}", "name": name},
+    }
+
+
+def raw_statement_id(topic: str, partition: int, offset: int, index: int) -> uuid.UUID:
+    return uuid.uuid5(RAW_ID_NAMESPACE, f"{topic}|{partition}|{offset}|{index}")
+
+
+def event_id_for(tenant: str, statement_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NAMESPACE, f"{tenant}|{statement_id}")
+
+
+def utc_ms(value: datetime) -> datetime:
+    """``value`` in UTC, truncated to milliseconds (the precision ``stored`` is kept in)."""
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def format_timestamp(value: datetime) -> str:
+    return utc_ms(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- learner keys ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person (or group) of a statement: the key downstream sees and what ingest keeps."""
+
+    learner_key: str
+    ifi_kind: str
+    ifi_value: str
+    display_name: str | None
+
+
+def identify(actor: Agent | Group, salt: str) -> Identity:
+    """The learner key of an Agent or Group.
+
+    An anonymous Group has no IFI: its key is derived from its members' keys (sorted), so the
+    same set of people always gets the same key.
+    """
+    if isinstance(actor, Group) and actor.is_anonymous:
+        members = sorted(
+            (identify(m, salt) for m in actor.member or []), key=lambda m: m.learner_key
+        )
+        keys = ",".join(m.learner_key for m in members)
+        value = ",".join(f"{m.ifi_kind}:{m.ifi_value}" for m in members)
+        key = learner_key("openid", f"urn:skillstream:anonymous-group:{keys}", salt)
+        return Identity(key, "anonymous_group", value, actor.name)
+    kind, value = learner_ifi(actor)
+    return Identity(learner_key(cast(IfiKind, kind), value, salt), kind, value, actor.name)
+
+
+def pseudonym(actor: Agent | Group, salt: str) -> dict[str, Any]:
+    """What downstream sees of a person: object type and learner key, nothing identifying."""
+    kind = "Group" if isinstance(actor, Group) else "Agent"
+    return {"objectType": kind, "learner_key": identify(actor, salt).learner_key}
+
+
+def _sanitise_context(context: Any, body: dict[str, Any], salt: str) -> dict[str, Any]:
+    out = dict(body)
+    if context.instructor is not None:
+        out["instructor"] = pseudonym(context.instructor, salt)
+    if context.team is not None:
+        out["team"] = pseudonym(context.team, salt)
+    if context.context_agents is not None:
+        out["contextAgents"] = [
+            {**raw, "agent": pseudonym(ca.agent, salt)}
+            for ca, raw in zip(context.context_agents, body["contextAgents"], strict=True)
+        ]
+    if context.context_groups is not None:
+        out["contextGroups"] = [
+            {**raw, "group": pseudonym(cg.group, salt)}
+            for cg, raw in zip(context.context_groups, body["contextGroups"], strict=True)
+        ]
+    return out
+
+
+def _sanitise(stmt: Statement | SubStatement, body: dict[str, Any], salt: str) -> dict[str, Any]:
+    out = dict(body)
+    out.pop("authority", None)
+    out["actor"] = pseudonym(stmt.actor, salt)
+    obj = stmt.object
+    if isinstance(obj, Agent | Group):
+        out["object"] = pseudonym(obj, salt)
+    elif isinstance(obj, SubStatement):
+        out["object"] = _sanitise(obj, body["object"], salt)
+    if stmt.context is not None:
+        out["context"] = _sanitise_context(stmt.context, body["context"], salt)
+    return out
+
+
+def downstream_statement(stmt: Statement, body: dict[str, Any], salt: str) -> dict[str, Any]:
+    """The stored statement ``body`` (of ``stmt``) with every person pseudonymised."""
+    return _sanitise(stmt, body, salt)
+
+
+# --- canonical comparison ----------------------------------------------------------------------
+
+
+def _canonical_timestamp(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value.replace(",", "."))
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return format_timestamp(parsed)
+
+
+def _canonical(value: Any, key: str | None = None) -> Any:
+    if key == "extensions":
+        return value  # any JSON: compared as sent
+    if isinstance(value, dict):
+        out = {k: _canonical(v, k) for k, v in value.items()}
+        if out.get("objectType") == "StatementRef" and isinstance(out.get("id"), str):
+            out["id"] = out["id"].lower()
+        return out
+    if isinstance(value, list):
+        items = [_canonical(v) for v in value]
+        if key == "member":
+            items.sort(key=lambda v: orjson.dumps(v, option=orjson.OPT_SORT_KEYS))
+        return items
+    if isinstance(value, str):
+        if key in ("timestamp", "stored"):
+            return _canonical_timestamp(value)
+        if key == "registration":
+            return value.lower()
+    return value
+
+
+def content_hash(body: dict[str, Any]) -> str:
+    """SHA-256 of the statement's canonical form, for "same id, same content?" checks.
+
+    Ignored, as the xAPI comparison rules say: id (compared by lookup), stored, authority,
+    version, property order, the order of Group members, case of UUIDs, and timestamp
+    representation (compared as UTC instants at millisecond precision).
+    """
+    canonical = _canonical({k: v for k, v in body.items() if k not in _NOT_COMPARED})
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# --- preparing a statement for the archive and the stream --------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One accepted statement, ready to archive (``body``) and to publish (``envelope``)."""
+
+    statement: Statement
+    statement_id: uuid.UUID
+    body: dict[str, Any]
+    content_hash: str
+    actor: Identity
+    verb_id: str
+    voids: uuid.UUID | None
+    stored: datetime
+    event_id: uuid.UUID
+    envelope: bytes
+    key: bytes
+    attachment_hashes: tuple[str, ...] = field(default=())
+
+
+def prepare(
+    stmt: Statement,
+    *,
+    tenant: str,
+    version: XapiVersion,
+    stored: datetime,
+    authority: dict[str, Any],
+    salt: str,
+    statement_id: uuid.UUID | None = None,
+) -> Prepared:
+    """Complete ``stmt`` as the LRS stores it (id, stored, authority, version) and build its
+    envelope. ``statement_id`` is used when the statement has no id of its own."""
+    if stmt.id is not None:
+        sid = uuid.UUID(stmt.id)
+    elif statement_id is not None:
+        sid = statement_id
+    else:
+        sid = uuid.uuid4()
+    stored = utc_ms(stored)
+    body: dict[str, Any] = orjson.loads(statement_to_json(stmt))
+    body["id"] = str(sid)
+    body["stored"] = format_timestamp(stored)
+    body["authority"] = authority
+    body.setdefault("version", default_statement_version(version))
+    actor = identify(stmt.actor, salt)
+    event_id = event_id_for(tenant, sid)
+    envelope = Envelope.new(
+        STATEMENT_V1,
+        tenant=tenant,
+        learner_key=actor.learner_key,
+        occurred_at=stmt.timestamp or stored,
+        recorded_at=stored,
+        event_id=event_id,
+        payload={"statement": downstream_statement(stmt, body, salt)},
+    )
+    voids = None
+    if stmt.verb.id == VOIDED_VERB and isinstance(stmt.object, StatementRef):
+        voids = uuid.UUID(stmt.object.id)
+    return Prepared(
+        statement=stmt,
+        statement_id=sid,
+        body=body,
+        content_hash=content_hash(body),
+        actor=actor,
+        verb_id=stmt.verb.id,
+        voids=voids,
+        stored=stored,
+        event_id=event_id,
+        envelope=envelope.to_bytes(),
+        key=envelope.key,
+        attachment_hashes=tuple(a.sha2 for a in stmt.attachments or ()),
+    )
+
+
+def prepare_all(
+    statements: Sequence[Statement],
+    *,
+    tenant: str,
+    version: XapiVersion,
+    stored: datetime,
+    authority: dict[str, Any],
+    salt: str,
+) -> list[Prepared]:
+    return [
+        prepare(s, tenant=tenant, version=version, stored=stored, authority=authority, salt=salt)
+        for s in statements
+    ]

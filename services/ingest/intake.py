@@ -1,0 +1,262 @@
+"""Kafka intake: statements that LMSs produce to ``xapi.raw.<tenant>``.
+
+* One consumer subscribed by pattern (``Topics.raw_pattern``); the tenant is the topic's
+  suffix, so Kafka ACLs on topic prefixes isolate tenants. New raw topics are picked up
+  within ``intake_metadata_max_age_ms``.
+* A record holds one statement or an array. Its xAPI version comes from a record header
+  ``X-Experience-API-Version`` (same values as over HTTP); without one, ``raw_default_version``
+  (2.0.0) applies.
+* Statements without an id get ``uuid5(topic|partition|offset|index)``: a replayed record
+  yields the same ids, so it adds no row and no event (the archive is idempotent by id).
+* Valid records are archived (and queued in the outbox) in one transaction per polled batch;
+  offsets are committed only after that transaction commits (and after dead-letters are
+  acked). An invalid record, or one whose id is stored with other content, goes to
+  ``xapi.deadletter`` as JSON ``{reason, rule, violations, tenant, source: {topic, partition,
+  offset}, original: base64, at}`` and the partition moves on.
+* Database or broker unavailable: the batch is retried with back-off, nothing is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from services.ingest.archive import Archive
+from services.ingest.config import IngestSettings
+from services.ingest.errors import IngestError
+from services.ingest.handlers import (
+    VERSION_HEADER,
+    Prepared,
+    authority_for,
+    parse_version,
+    prepare,
+    raw_statement_id,
+)
+from services.ingest.metrics import IngestMetrics
+from shared.errors import is_retriable
+from shared.kafka import Topics, kafka_consumer
+from shared.xapi import StatementValidationError, Violation, XapiVersion, parse_statements
+
+log = logging.getLogger(__name__)
+
+RAW_AUTHORITY_NAME = "kafka-intake"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    record: ConsumerRecord[Any, Any]
+    reason: str
+    rule: str
+    violations: Sequence[Violation] = ()
+
+
+def record_version(record: ConsumerRecord[Any, Any], default: XapiVersion) -> XapiVersion:
+    for key, value in record.headers or ():
+        if key.lower() == VERSION_HEADER.lower():
+            return parse_version(value.decode("utf-8", "replace") if value else None)
+    return default
+
+
+def deadletter_body(rejected: Rejected, tenant: str | None) -> bytes:
+    rec = rejected.record
+    return orjson.dumps(
+        {
+            "reason": rejected.reason,
+            "rule": rejected.rule,
+            "violations": [
+                {"path": v.path, "rule": v.rule, "message": v.message} for v in rejected.violations
+            ],
+            "tenant": tenant,
+            "source": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
+            "original": base64.b64encode(rec.value or b"").decode(),
+            "at": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+class RawIntake:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        archive: Archive,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        metrics: IngestMetrics,
+    ) -> None:
+        self._settings = settings
+        self._archive = archive
+        self._producer = producer
+        self._topics = topics
+        self._metrics = metrics
+        self._salt = settings.learner_key_salt.get_secret_value()
+        self._default_version = parse_version(settings.raw_default_version)
+        self._task: asyncio.Task[None] | None = None
+        self.assigned: frozenset[TopicPartition] = frozenset()
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="raw-intake")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def check(self) -> None:
+        if self._task is None or self._task.done():
+            raise RuntimeError("the raw-topic intake is not running")
+
+    async def _pause(self, attempt: int) -> None:
+        await asyncio.sleep(min(self._settings.retry_max_seconds, 0.2 * 2 ** min(attempt, 8)))
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with kafka_consumer(
+                    self._settings.kafka_bootstrap_servers,
+                    group_id=self._settings.consumer_group,
+                    metadata_max_age_ms=self._settings.intake_metadata_max_age_ms,
+                ) as consumer:
+                    consumer.subscribe(pattern=self._topics.raw_pattern)
+                    while True:
+                        batch = await consumer.getmany(
+                            timeout_ms=500, max_records=self._settings.intake_max_records
+                        )
+                        self.assigned = frozenset(consumer.assignment())
+                        for tp, records in batch.items():
+                            if records:
+                                await self._handle(tp, records)
+                                with contextlib.suppress(Exception):
+                                    await consumer.commit({tp: records[-1].offset + 1})
+                        attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - never stop the worker; log and reconnect
+                attempt += 1
+                log.warning(
+                    "raw intake failed; reconnecting",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
+                )
+                await self._pause(attempt)
+
+    def _parse(self, tenant: str, record: ConsumerRecord[Any, Any]) -> list[Prepared] | Rejected:
+        if record.value is None:
+            return Rejected(record, "invalid_statement", "null_value")
+        try:
+            version = record_version(record, self._default_version)
+            statements = parse_statements(record.value, version=version)
+            stored = datetime.now(UTC)
+            authority = authority_for(tenant, RAW_AUTHORITY_NAME)
+            return [
+                prepare(
+                    stmt,
+                    tenant=tenant,
+                    version=version,
+                    stored=stored,
+                    authority=authority,
+                    salt=self._salt,
+                    statement_id=raw_statement_id(
+                        record.topic, record.partition, record.offset, index
+                    ),
+                )
+                for index, stmt in enumerate(statements)
+            ]
+        except StatementValidationError as exc:
+            rule = exc.violations[0].rule if exc.violations else "invalid"
+            return Rejected(record, "invalid_statement", rule, exc.violations)
+        except IngestError as exc:
+            return Rejected(record, exc.reason, exc.rule)
+        except ValueError as exc:
+            return Rejected(
+                record, "invalid_statement", "invalid", [Violation("$", "invalid", str(exc))]
+            )
+
+    async def _handle(
+        self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        tenant = self._topics.tenant_of_raw(tp.topic)
+        rejected: list[Rejected] = []
+        good: list[tuple[ConsumerRecord[Any, Any], list[Prepared]]] = []
+        for record in records:
+            if tenant is None:
+                rejected.append(Rejected(record, "unknown_topic", "topic"))
+                continue
+            parsed = self._parse(tenant, record)
+            if isinstance(parsed, Rejected):
+                rejected.append(parsed)
+            else:
+                good.append((record, parsed))
+        if good and tenant is not None:
+            outcomes = await self._archive_with_retry(tenant, [items for _, items in good])
+            for (record, items), outcome in zip(good, outcomes, strict=True):
+                if outcome is None:
+                    self._metrics.batch_size.labels("kafka").observe(len(items))
+                    continue
+                rule = outcome.rule if isinstance(outcome, IngestError) else "storage"
+                reason = outcome.reason if isinstance(outcome, IngestError) else "storage"
+                rejected.append(
+                    Rejected(record, reason, rule, [Violation("$", rule, str(outcome)[:500])])
+                )
+        if rejected:
+            await self._deadletter(tenant, rejected)
+
+    async def _archive_with_retry(
+        self, tenant: str, records: list[list[Prepared]]
+    ) -> list[Exception | None]:
+        attempt = 0
+        while True:
+            try:
+                return await self._archive.accept_records(tenant, records)
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                attempt += 1
+                log.warning(
+                    "archiving raw records failed; retrying",
+                    extra={"tenant": tenant, "error": f"{type(exc).__name__}"},
+                )
+                await self._pause(attempt)
+
+    async def _deadletter(self, tenant: str | None, rejected: list[Rejected]) -> None:
+        attempt = 0
+        while True:
+            try:
+                futures = [
+                    await self._producer.send(
+                        self._topics.deadletter, deadletter_body(r, tenant), key=r.record.key
+                    )
+                    for r in rejected
+                ]
+                await asyncio.gather(*futures)
+                break
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                attempt += 1
+                await self._pause(attempt)
+        for r in rejected:
+            label = tenant or "unknown"
+            self._metrics.deadletters.labels(label, r.rule).inc()
+            self._metrics.rejected.labels(label, "kafka", r.rule).inc()
+            log.info(
+                "raw record dead-lettered",
+                extra={
+                    "tenant": label,
+                    "rule": r.rule,
+                    "topic": r.record.topic,
+                    "partition": r.record.partition,
+                    "offset": r.record.offset,
+                },
+            )

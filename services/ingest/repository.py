@@ -1,0 +1,293 @@
+"""SQL of ingest's own tables (see ``migrations/``). Functions take a connection; callers own
+the transaction (every write of one request or one raw batch happens in one transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from services.ingest.errors import ConflictError
+from services.ingest.handlers import Prepared
+from shared.xapi import VOIDED_VERB
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    #: a plain connection or one borrowed from a pool
+    Conn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel that wakes the outbox relay of ``schema``."""
+    return f"{schema}_outbox"
+
+
+@dataclass
+class StoreResult:
+    inserted: list[Prepared] = field(default_factory=list)
+    duplicates: list[Prepared] = field(default_factory=list)
+
+
+_INSERT_STATEMENTS = """
+INSERT INTO statements
+    (tenant, statement_id, body, content_hash, learner_key, verb_id, event_id, channel, stored)
+SELECT $1, u.sid, u.body, u.hash, u.lk, u.verb, u.eid, $2, u.stored
+FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::uuid[],
+            $9::timestamptz[]) AS u(sid, body, hash, lk, verb, eid, stored)
+ON CONFLICT (tenant, statement_id) DO NOTHING
+RETURNING statement_id
+"""
+
+_INSERT_OUTBOX = """
+INSERT INTO outbox (event_id, tenant, msg_key, envelope)
+SELECT u.eid, $1, u.k, u.env FROM unnest($2::uuid[], $3::bytea[], $4::bytea[]) AS u(eid, k, env)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_INSERT_LEARNERS = """
+INSERT INTO learners (tenant, learner_key, ifi_kind, ifi_value, display_name)
+SELECT $1, u.lk, u.kind, u.value, u.name
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(lk, kind, value, name)
+ON CONFLICT (tenant, learner_key) DO NOTHING
+"""
+
+# only rows whose name changed are updated (and so locked): concurrent statements of one
+# learner do not queue behind each other on the learners row
+_UPDATE_LEARNER_NAMES = """
+UPDATE learners AS l SET display_name = u.name
+FROM unnest($2::text[], $3::text[]) AS u(lk, name)
+WHERE l.tenant = $1 AND l.learner_key = u.lk AND u.name IS NOT NULL
+  AND l.display_name IS DISTINCT FROM u.name
+"""
+
+
+async def store_statements(
+    conn: Conn, tenant: str, items: Sequence[Prepared], channel: str, notify: str
+) -> StoreResult:
+    """Archive ``items`` and queue their events in the outbox, idempotently.
+
+    A statement whose id is stored already with equal content is a duplicate (no new row, no
+    new event); with different content it is a :class:`ConflictError` (the caller's
+    transaction must then roll back). Run inside a transaction.
+    """
+    result = StoreResult()
+    first: dict[uuid.UUID, Prepared] = {}
+    fresh: list[Prepared] = []
+    for item in items:
+        previous = first.get(item.statement_id)
+        if previous is None:
+            first[item.statement_id] = item
+            fresh.append(item)
+        elif previous.content_hash != item.content_hash:
+            raise ConflictError(
+                f"statement {item.statement_id} is sent twice with different content",
+                rule="id.conflict",
+            )
+        else:
+            result.duplicates.append(item)
+    if not fresh:
+        return result
+    rows = await conn.fetch(
+        _INSERT_STATEMENTS,
+        tenant,
+        channel,
+        [p.statement_id for p in fresh],
+        [p.body for p in fresh],
+        [p.content_hash for p in fresh],
+        [p.actor.learner_key for p in fresh],
+        [p.verb_id for p in fresh],
+        [p.event_id for p in fresh],
+        [p.stored for p in fresh],
+    )
+    inserted_ids = {r["statement_id"] for r in rows}
+    existing = [p for p in fresh if p.statement_id not in inserted_ids]
+    if existing:
+        stored = await conn.fetch(
+            "SELECT statement_id, content_hash FROM statements"
+            " WHERE tenant = $1 AND statement_id = ANY($2::uuid[])",
+            tenant,
+            [p.statement_id for p in existing],
+        )
+        hashes = {r["statement_id"]: r["content_hash"] for r in stored}
+        for item in existing:
+            if hashes.get(item.statement_id) != item.content_hash:
+                raise ConflictError(
+                    f"statement {item.statement_id} exists with different content",
+                    rule="id.conflict",
+                )
+            result.duplicates.append(item)
+    result.inserted = [p for p in fresh if p.statement_id in inserted_ids]
+    if not result.inserted:
+        return result
+    new = result.inserted
+    await conn.execute(
+        _INSERT_OUTBOX, tenant, [p.event_id for p in new], [p.key for p in new],
+        [p.envelope for p in new],
+    )  # fmt: skip
+    people = {p.actor.learner_key: p.actor for p in new}
+    ordered = [people[k] for k in sorted(people)]  # one lock order: no deadlocks between batches
+    await conn.execute(
+        _INSERT_LEARNERS,
+        tenant,
+        [a.learner_key for a in ordered],
+        [a.ifi_kind for a in ordered],
+        [a.ifi_value for a in ordered],
+        [a.display_name for a in ordered],
+    )
+    named = [a for a in ordered if a.display_name is not None]
+    if named:
+        await conn.execute(
+            _UPDATE_LEARNER_NAMES,
+            tenant,
+            [a.learner_key for a in named],
+            [a.display_name for a in named],
+        )
+    targets = sorted({p.voids for p in new if p.voids is not None})
+    if targets:
+        # voiding a voiding statement has no effect (xAPI: such a statement is ignored)
+        await conn.execute(
+            "UPDATE statements SET voided = true WHERE tenant = $1"
+            " AND statement_id = ANY($2::uuid[]) AND verb_id <> $3 AND NOT voided",
+            tenant,
+            targets,
+            VOIDED_VERB,
+        )
+    await conn.execute("SELECT pg_notify($1, '')", notify)
+    return result
+
+
+async def store_attachments(
+    conn: Conn, tenant: str, parts: Sequence[tuple[str, str, bytes]]
+) -> None:
+    """Keep attachment payloads ``(sha2, content type, bytes)``; one copy per tenant and hash."""
+    if parts:
+        await conn.executemany(
+            "INSERT INTO attachments (tenant, sha2, content_type, content)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            [(tenant, sha2, ctype, data) for sha2, ctype, data in parts],
+        )
+
+
+async def fetch_statement(
+    conn: Conn, tenant: str, statement_id: uuid.UUID, *, voided: bool
+) -> tuple[dict[str, Any], datetime] | None:
+    """The stored statement and its ``stored`` time; a voided one only when ``voided``."""
+    row = await conn.fetchrow(
+        "SELECT body, stored FROM statements"
+        " WHERE tenant = $1 AND statement_id = $2 AND voided = $3",
+        tenant,
+        statement_id,
+        voided,
+    )
+    if row is None:
+        return None
+    return row["body"], row["stored"]
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CredentialRow:
+    tenant: str
+    name: str
+    salt: bytes
+    secret_hash: bytes
+    n: int
+    r: int
+    p: int
+    revoked: bool
+
+
+async def fetch_credential(conn: Conn, tenant: str, name: str) -> CredentialRow | None:
+    row = await conn.fetchrow(
+        "SELECT tenant, name, salt, secret_hash, scrypt_n, scrypt_r, scrypt_p, revoked"
+        " FROM credentials WHERE tenant = $1 AND name = $2",
+        tenant,
+        name,
+    )
+    if row is None:
+        return None
+    return CredentialRow(
+        row["tenant"],
+        row["name"],
+        bytes(row["salt"]),
+        bytes(row["secret_hash"]),
+        row["scrypt_n"],
+        row["scrypt_r"],
+        row["scrypt_p"],
+        row["revoked"],
+    )
+
+
+async def insert_credential(conn: Conn, row: CredentialRow) -> bool:
+    """False when the tenant already has a credential of that name."""
+    status = await conn.execute(
+        "INSERT INTO credentials (tenant, name, salt, secret_hash, scrypt_n, scrypt_r, scrypt_p)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        row.tenant,
+        row.name,
+        row.salt,
+        row.secret_hash,
+        row.n,
+        row.r,
+        row.p,
+    )
+    return status.endswith(" 1")
+
+
+async def list_credentials(conn: Conn, tenant: str | None) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT tenant, name, revoked, created_at, revoked_at FROM credentials"
+        " WHERE $1::text IS NULL OR tenant = $1 ORDER BY tenant, name",
+        tenant,
+    )
+    return [dict(r) for r in rows]
+
+
+async def revoke_credential(conn: Conn, tenant: str, name: str) -> bool:
+    status = await conn.execute(
+        "UPDATE credentials SET revoked = true, revoked_at = now()"
+        " WHERE tenant = $1 AND name = $2 AND NOT revoked",
+        tenant,
+        name,
+    )
+    return status.endswith(" 1")
+
+
+# --- outbox ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    key: bytes
+    envelope: bytes
+    created_at: datetime
+
+
+async def unpublished(conn: Conn, limit: int) -> list[OutboxRow]:
+    rows = await conn.fetch(
+        "SELECT id, msg_key, envelope, created_at FROM outbox"
+        " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        limit,
+    )
+    return [
+        OutboxRow(r["id"], bytes(r["msg_key"]), bytes(r["envelope"]), r["created_at"]) for r in rows
+    ]
+
+
+async def mark_published(conn: Conn, ids: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
+        list(ids),
+    )
+
+
+async def backlog(conn: Conn) -> int:
+    count = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    return int(count or 0)

@@ -1,0 +1,135 @@
+"""Runs the real ingest app in-process against the test's own topics and schema."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from aiokafka import ConsumerRecord
+from pydantic import SecretStr
+
+from services.ingest import repository as repo
+from services.ingest.app import Ingest, open_ingest
+from services.ingest.auth import new_credential
+from services.ingest.config import IngestSettings
+from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_consumer
+
+TENANTS = ("acme", "globex")
+
+
+@dataclass
+class Running:
+    ingest: Ingest
+    base: str
+    http: aiohttp.ClientSession
+    secrets: dict[str, str]  # tenant -> secret of its credential "lms1"
+
+    def auth(self, tenant: str = "acme") -> str:
+        raw = f"{tenant}.lms1:{self.secrets[tenant]}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def headers(self, tenant: str = "acme", version: str = "2.0.0") -> dict[str, str]:
+        return {"Authorization": self.auth(tenant), "X-Experience-API-Version": version}
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.ingest.pool.acquire() as conn:
+            return await conn.fetchval(sql, *args)
+
+
+StartIngest = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+def settings(
+    kafka_bootstrap: str, database_url: str, topic_prefix: str, db_schema: str
+) -> IngestSettings:
+    return IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=SecretStr(database_url),
+        topic_prefix=topic_prefix,
+        db_schema=db_schema,
+        partitions=2,
+        http_port=0,
+        max_body_bytes=64 * 1024,
+        consumer_group=f"{topic_prefix}ingest",
+        intake_enabled=False,
+        intake_metadata_max_age_ms=500,
+        relay_poll_seconds=0.2,
+        retry_max_seconds=1.0,
+        learner_key_salt=SecretStr("integration-salt"),
+    )
+
+
+@pytest.fixture
+async def start_ingest(
+    settings: IngestSettings, kafka_cleanup: None, kafka_bootstrap: str
+) -> AsyncIterator[StartIngest]:
+    """``await start_ingest(**overrides)`` runs an ingest app (HTTP on a free port) until the
+    test ends; tenants ``acme`` and ``globex`` each get a credential ``lms1``."""
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        )
+
+        async def start(*, start_relay: bool = True, **overrides: Any) -> Running:
+            merged = settings.model_copy(update=overrides)
+            if merged.intake_enabled:
+                async with kafka_admin(kafka_bootstrap) as admin:
+                    topics = Topics(merged.topic_prefix, merged.partitions)
+                    await ensure_topics(admin, [TopicSpec(topics.raw("acme"), 2)])
+            ingest = await stack.enter_async_context(open_ingest(merged, start_relay=start_relay))
+            # TestServer, not shared.service.serve_http: the latter passes shutdown_timeout to
+            # TCPSite, which aiohttp 3.14 deprecates (a warning, so an error under pytest)
+            server = await stack.enter_async_context(TestServer(ingest.app, host="127.0.0.1"))
+            port = server.port
+            secrets: dict[str, str] = {}
+            async with ingest.pool.acquire() as conn:
+                for tenant in TENANTS:
+                    row, secret = new_credential(tenant, "lms1")
+                    await repo.insert_credential(conn, row)
+                    secrets[tenant] = secret
+            return Running(ingest, f"http://127.0.0.1:{port}", http, secrets)
+
+        yield start
+
+
+async def consume(
+    bootstrap: str, topic: str, count: int, *, within: float = 30.0, settle: float = 0.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``count`` records of ``topic`` from the start (then ``settle`` seconds more, to
+    catch unexpected extras), failing after ``timeout`` seconds."""
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    async with kafka_consumer(bootstrap, topic, group_id=None) as consumer:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(found) < count and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                found.extend(records)
+        if settle:
+            end = loop.time() + settle
+            while loop.time() < end:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    found.extend(records)
+    assert len(found) >= count, f"{len(found)} of {count} records on {topic} in {within}s"
+    return found
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = "condition"
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} not met within {within}s")
