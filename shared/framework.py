@@ -57,7 +57,7 @@ class _Model(BaseModel):
 class BktParams(_Model):
     prior: Probability = 0.2
     learn: Probability = 0.15
-    forget: Probability = 0.0
+    forget: Probability = 0.02
     guess: Annotated[float, Field(ge=0.0, le=0.5)] = 0.2
     slip: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
 

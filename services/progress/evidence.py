@@ -1,0 +1,332 @@
+"""From one xAPI statement and a tenant's framework to the evidence the mastery models consume.
+
+Pure functions; the statement is the JSON object of an ingested (already validated) statement.
+
+Competencies: every mapping rule that matches contributes ``(competency, weight)``; a competency
+matched by several rules keeps its highest weight. Rules match on
+
+- ``activity_id``: ``object.id`` (the object being an Activity);
+- ``activity_type``: ``object.definition.type``;
+- ``context_parent``: any id in ``context.contextActivities.parent`` or ``.grouping``;
+- ``extension``: the key in ``object.definition.extensions``, ``result.extensions`` or
+  ``context.extensions`` with an equal value (a list value matches if any element is equal;
+  booleans equal only booleans, so ``true`` never equals ``1``).
+
+Kind, first that applies:
+
+1. ``attendance``: the object id is a programme session's ``activity_id`` and the verb is an
+   attendance verb (the last path segment of its IRI is ``attended``, ``joined`` or ``join``);
+2. ``attempt``: ``result.success`` is present (it wins), else ``result.score.scaled``, else
+   ``result.score.raw`` with ``min`` < ``max`` (scaled to 0..1); a score counts as correct at
+   ``scaled >= PASS_SCORE`` (0.5);
+3. ``hint``: the verb is ``HINT_VERB``, or extension ``HINT_EXTENSION`` (in result or context) is
+   ``true`` or a positive count (on an attempt it sets ``hint_used`` instead);
+4. ``completion``: ``result.completion`` is true or the verb is ``completed``;
+5. ``activity``: anything else -- and any statement that maps to no competency (except
+   attendance). Every evidence updates recency; only attempts with competencies move mastery.
+
+Mode: ``MODE_EXTENSION`` (``"practice"`` / ``"assessment"``, in context or object extensions)
+wins; else an object or context-parent activity type in ``ASSESSMENT_TYPES`` means assessment;
+else attempts are practice.
+
+Time on task: ``result.duration``, an ISO 8601 duration (``parse_duration``); invalid -> None.
+Event time: ``timestamp``, else ``stored``, else the caller's ``default_time``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.framework import Framework
+
+PASS_SCORE = 0.5
+EXT = "https://skillstream.io/xapi/ext/"
+HINT_EXTENSION = EXT + "hints"
+MODE_EXTENSION = EXT + "mode"
+HINT_VERB = "https://skillstream.io/xapi/verbs/requested-hint"
+COMPLETED_VERB = "http://adlnet.gov/expapi/verbs/completed"
+ATTENDANCE_VERB_NAMES = frozenset({"attended", "joined", "join"})
+ASSESSMENT_TYPES = frozenset(
+    {
+        "http://adlnet.gov/expapi/activities/assessment",
+        "https://w3id.org/xapi/cmi5/activitytype/block",  # graded blocks
+    }
+)
+
+Kind = Literal["attendance", "attempt", "hint", "completion", "activity"]
+
+
+class EvidenceError(ValueError):
+    """The statement lacks what evidence needs (e.g. any event time)."""
+
+
+class CompetencyWeight(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    competency: str
+    weight: float
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Kind
+    occurred_at: datetime
+    statement_id: str | None = None
+    verb_id: str = ""
+    activity_id: str | None = None
+    competencies: tuple[CompetencyWeight, ...] = ()
+    correct: bool | None = None  # attempts only
+    score: float | None = None  # scaled 0..1 when known
+    mode: Literal["practice", "assessment"] | None = None
+    hint_used: bool = False
+    completed: bool = False
+    duration_s: float | None = None
+    programme_id: str | None = None  # attendance
+    session_id: str | None = None
+
+
+# --- ISO 8601 durations ------------------------------------------------------------------------
+
+_NUM = r"(\d+(?:[.,]\d+)?)"
+_DURATION = re.compile(
+    rf"^P(?:{_NUM}W|(?:{_NUM}D)?(?:T(?=\d)(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?)$", re.ASCII
+)
+_UNIT_SECONDS = (604800.0, 86400.0, 3600.0, 60.0, 1.0)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in an ISO 8601 duration: ``PnW`` or ``P[nD][T[nH][nM][nS]]``.
+
+    Strict: at least one component; a fraction (``.`` or ``,``) only on the last one; no sign.
+    Years and months are refused -- their length in seconds is ambiguous.
+    """
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not an ISO 8601 duration (weeks, days, hours, minutes, seconds): {text}")
+    parts = [(g, u) for g, u in zip(m.groups(), _UNIT_SECONDS, strict=True) if g is not None]
+    if not parts:
+        raise ValueError(f"empty ISO 8601 duration: {text}")
+    if any(("." in g or "," in g) for g, _ in parts[:-1]):
+        raise ValueError(f"only the last component of a duration may have a fraction: {text}")
+    return sum(float(g.replace(",", ".")) * u for g, u in parts)
+
+
+# --- the framework, indexed once -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameworkIndex:
+    """The mapping rules of one framework by what they match on; build once, use per event."""
+
+    framework: Framework
+    by_id: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    by_type: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    by_parent: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    by_ext: dict[str, list[tuple[Any, str, float]]] = field(default_factory=dict)
+    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, framework: Framework) -> FrameworkIndex:
+        index = cls(framework)
+        for m in framework.mappings:
+            rule, target = m.match, (m.competency, m.weight)
+            if rule.activity_id is not None:
+                index.by_id.setdefault(rule.activity_id, []).append(target)
+            elif rule.activity_type is not None:
+                index.by_type.setdefault(rule.activity_type, []).append(target)
+            elif rule.context_parent is not None:
+                index.by_parent.setdefault(rule.context_parent, []).append(target)
+            elif rule.extension is not None:
+                ext = rule.extension
+                index.by_ext.setdefault(ext.key, []).append((ext.value, *target))
+        for p in framework.programmes:
+            for s in p.sessions:
+                index.sessions[s.activity_id] = (p.id, s.id)
+        return index
+
+
+# --- extraction --------------------------------------------------------------------------------
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _same(rule: Any, value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_same(rule, v) for v in value)
+    if isinstance(rule, bool) or isinstance(value, bool):
+        return isinstance(rule, bool) and isinstance(value, bool) and rule == value
+    if isinstance(rule, int | float) and isinstance(value, int | float):
+        return float(rule) == float(value)
+    return isinstance(value, str) and isinstance(rule, str) and rule == value
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
+def _attempt(result: Mapping[str, Any]) -> tuple[bool, float | None] | None:
+    """(correct, scaled score) when the result makes the statement an attempt."""
+    score = _obj(result.get("score"))
+    scaled = _number(score.get("scaled"))
+    if scaled is None:
+        raw, lo, hi = (_number(score.get(k)) for k in ("raw", "min", "max"))
+        if raw is not None and lo is not None and hi is not None and hi > lo:
+            scaled = (raw - lo) / (hi - lo)
+    success = result.get("success")
+    if isinstance(success, bool):
+        return success, scaled
+    if scaled is not None:
+        return scaled >= PASS_SCORE, scaled
+    return None
+
+
+def _hint(verb_id: str, exts: Iterable[Mapping[str, Any]]) -> bool:
+    if verb_id == HINT_VERB:
+        return True
+    for ext in exts:
+        v = ext.get(HINT_EXTENSION)
+        if v is True or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0):
+            return True
+    return False
+
+
+def match_competencies(statement: Mapping[str, Any], index: FrameworkIndex) -> dict[str, float]:
+    """Every competency the statement maps to, with its highest matching weight."""
+    obj = _obj(statement.get("object"))
+    definition = _obj(obj.get("definition"))
+    context = _obj(statement.get("context"))
+    activities = _obj(context.get("contextActivities"))
+    found: dict[str, float] = {}
+
+    def add(targets: Iterable[tuple[str, float]]) -> None:
+        for competency, weight in targets:
+            found[competency] = max(weight, found.get(competency, 0.0))
+
+    is_activity = obj.get("objectType", "Activity") == "Activity"
+    if is_activity and isinstance(obj.get("id"), str):
+        add(index.by_id.get(obj["id"], ()))
+    if isinstance(definition.get("type"), str):
+        add(index.by_type.get(definition["type"], ()))
+    for kind in ("parent", "grouping"):
+        for a in _as_list(activities.get(kind)):
+            if isinstance(a, Mapping) and isinstance(a.get("id"), str):
+                add(index.by_parent.get(a["id"], ()))
+    if index.by_ext:
+        result = _obj(statement.get("result"))
+        for source in (definition, result, context):
+            for key, value in _obj(source.get("extensions")).items():
+                for rule_value, competency, weight in index.by_ext.get(key, ()):
+                    if _same(rule_value, value):
+                        add([(competency, weight)])
+    return found
+
+
+def _mode(
+    obj_type: Any, activities: Mapping[str, Any], exts: Iterable[Mapping[str, Any]]
+) -> Literal["practice", "assessment"] | None:
+    for ext in exts:
+        v = ext.get(MODE_EXTENSION)
+        if v in ("practice", "assessment"):
+            return "assessment" if v == "assessment" else "practice"
+    types = {obj_type} | {
+        _obj(_obj(a).get("definition")).get("type") for a in _as_list(activities.get("parent"))
+    }
+    return "assessment" if types & ASSESSMENT_TYPES else None
+
+
+def extract_evidence(
+    statement: Mapping[str, Any],
+    framework: Framework | FrameworkIndex,
+    *,
+    default_time: datetime | None = None,
+) -> Evidence:
+    """The evidence in one statement (see the module documentation for every rule)."""
+    index = framework if isinstance(framework, FrameworkIndex) else FrameworkIndex.of(framework)
+    occurred_at = _time(statement.get("timestamp")) or _time(statement.get("stored"))
+    occurred_at = occurred_at or default_time
+    if occurred_at is None:
+        raise EvidenceError("statement has neither timestamp nor stored, and no default time")
+    verb_id = _obj(statement.get("verb")).get("id")
+    verb_id = verb_id if isinstance(verb_id, str) else ""
+    obj = _obj(statement.get("object"))
+    definition = _obj(obj.get("definition"))
+    result = _obj(statement.get("result"))
+    context = _obj(statement.get("context"))
+    activities = _obj(context.get("contextActivities"))
+    activity_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+    exts = [_obj(x.get("extensions")) for x in (result, context, definition)]
+
+    duration_s: float | None = None
+    if isinstance(result.get("duration"), str):
+        try:
+            duration_s = parse_duration(result["duration"])
+        except ValueError:
+            duration_s = None
+    found = match_competencies(statement, index)
+    attempt = _attempt(result)
+    hint = _hint(verb_id, exts)
+    completed = result.get("completion") is True or verb_id == COMPLETED_VERB
+    session = index.sessions.get(activity_id) if activity_id else None
+    verb_name = verb_id.rstrip("/").rsplit("/", 1)[-1]
+    attending = session is not None and verb_name in ATTENDANCE_VERB_NAMES
+
+    kind: Kind
+    if attending:
+        kind = "attendance"
+    elif not found:
+        kind = "activity"
+    elif attempt is not None:
+        kind = "attempt"
+    elif hint:
+        kind = "hint"
+    elif completed:
+        kind = "completion"
+    else:
+        kind = "activity"
+    mode = _mode(definition.get("type"), activities, exts)
+    if mode is None and attempt is not None:
+        mode = "practice"
+    sid = statement.get("id")
+    return Evidence(
+        kind=kind,
+        occurred_at=occurred_at,
+        statement_id=sid if isinstance(sid, str) else None,
+        verb_id=verb_id,
+        activity_id=activity_id,
+        competencies=tuple(
+            CompetencyWeight(competency=c, weight=w) for c, w in sorted(found.items())
+        ),
+        correct=attempt[0] if attempt else None,
+        score=attempt[1] if attempt else None,
+        mode=mode,
+        hint_used=hint,
+        completed=completed,
+        duration_s=duration_s,
+        programme_id=session[0] if attending and session else None,
+        session_id=session[1] if attending and session else None,
+    )

@@ -1,0 +1,303 @@
+"""Mastery models: Bayesian Knowledge Tracing with forgetting (default) and an Elo alternative.
+
+Pure functions over immutable states; constant work per event; no I/O.
+
+BKT with forgetting (Khajah et al., 2016) is a two-state hidden Markov model per
+(learner, competency): *learned* or *unlearned*. Each opportunity (an attempt mapped to the
+competency) first emits an answer (correct with ``1 - slip`` when learned, ``guess`` when not),
+then transitions: unlearned -> learned with ``learn``, learned -> unlearned with ``forget``.
+Forgetting is **per opportunity**, not per elapsed time: the model (and ``fitting.py``, which
+estimates it) knows only the order of attempts. Elapsed time is recorded in the state
+(``last_event_at``) for stall rules, not used by the model.
+
+Numerics: the state keeps the log-odds of being learned. Each update computes the pair
+(P(learned), P(unlearned)) from it -- each side with full relative precision, so the small one is
+never ``1 - 0.999...`` -- updates the pair, and renormalises back to log-odds, which is clamped
+to ``[-LOGIT_CAP, LOGIT_CAP]``. So mastery stays strictly inside (0, 1): a run of 10,000 correct
+answers never makes it exactly 1.0, and a wrong answer afterwards always lowers it.
+
+Partial mapping (``weight`` w < 1): the update is a mixture -- with probability w the statement
+was an opportunity for this competency (full evidence + transition), otherwise nothing happened::
+
+    (L, U)_new = w * transition(posterior(L, U | answer)) + (1 - w) * (L, U)
+
+Monotonicity (tested): a correct answer never leaves mastery below a wrong one, and more mastery
+before means more after, whenever ``learn + forget < 1`` (any sensible parameter set).
+
+Counters (attempts, streaks) count every attempt regardless of weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from shared.framework import BktParams, Framework
+
+MASTERY_THRESHOLD = 0.95
+LOGIT_CAP = 20.0  # |log-odds| bound: mastery in [2.1e-9, 1 - 2.1e-9]
+_EPS = 1e-9  # parameters are used clipped to [_EPS, 1 - _EPS]
+DEFAULT_BKT = BktParams()  # the framework defaults: BKT with forgetting
+
+
+def _clip(p: float) -> float:
+    return min(max(p, _EPS), 1.0 - _EPS)
+
+
+def logit(p: float) -> float:
+    p = _clip(p)
+    return math.log(p) - math.log1p(-p)
+
+
+def sigmoid(x: float) -> float:
+    """Logistic function without overflow for any finite ``x``."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _cap(x: float) -> float:
+    return min(max(x, -LOGIT_CAP), LOGIT_CAP)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """Bookkeeping shared by every model's state."""
+
+    attempts: int = 0
+    correct: int = 0
+    correct_streak: int = 0
+    wrong_streak: int = 0
+    last_event_at: datetime | None = None
+    time_on_task_s: float = 0.0
+    last_prediction: float | None = None  # P(correct) predicted before the last attempt
+
+
+@dataclass(frozen=True, slots=True)
+class MasteryState(_Tally):
+    """BKT state of one (learner, competency); ``log_odds`` is the log-odds of *learned*."""
+
+    log_odds: float = 0.0
+
+    @property
+    def mastery(self) -> float:
+        """P(learned) before the next opportunity; strictly between 0 and 1."""
+        return sigmoid(self.log_odds)
+
+
+@dataclass(frozen=True, slots=True)
+class EloState(_Tally):
+    """Elo state of one (learner, competency): the learner's ability on the logit scale."""
+
+    ability: float = 0.0
+
+
+S = TypeVar("S", MasteryState, EloState)
+
+
+def _tally(state: S, correct: bool, prediction: float, at: datetime | None, dur: float) -> S:
+    return replace(
+        state,
+        attempts=state.attempts + 1,
+        correct=state.correct + (1 if correct else 0),
+        correct_streak=state.correct_streak + 1 if correct else 0,
+        wrong_streak=0 if correct else state.wrong_streak + 1,
+        last_event_at=_later(state.last_event_at, at),
+        time_on_task_s=state.time_on_task_s + max(dur, 0.0),
+        last_prediction=prediction,
+    )
+
+
+def _later(old: datetime | None, new: datetime | None) -> datetime | None:
+    if old is None:
+        return new
+    if new is None:
+        return old
+    return max(old, new)
+
+
+def record_activity(state: S, at: datetime | None, duration_s: float = 0.0) -> S:
+    """Non-attempt evidence (completion, hint, video...): recency and time on task only."""
+    return replace(
+        state,
+        last_event_at=_later(state.last_event_at, at),
+        time_on_task_s=state.time_on_task_s + max(duration_s, 0.0),
+    )
+
+
+# --- BKT -------------------------------------------------------------------------------------
+
+
+def initial(params: BktParams = DEFAULT_BKT) -> MasteryState:
+    return MasteryState(log_odds=_cap(logit(params.prior)))
+
+
+def predict(state: MasteryState, params: BktParams = DEFAULT_BKT) -> float:
+    """P(correct) at the next opportunity, before seeing its answer."""
+    learned = sigmoid(state.log_odds)
+    return learned * (1.0 - _clip(params.slip)) + (1.0 - learned) * _clip(params.guess)
+
+
+def step_log_odds(log_odds: float, params: BktParams, correct: bool, weight: float = 1.0) -> float:
+    """One BKT opportunity on the log-odds of *learned*: evidence, then transition (see module)."""
+    guess, slip = _clip(params.guess), _clip(params.slip)
+    learn, forget = _clip(params.learn), _clip(params.forget)
+    # the pair, each side computed directly (no 1 - x cancellation)
+    lrn, unl = sigmoid(log_odds), sigmoid(-log_odds)
+    e_lrn, e_unl = (1.0 - slip, guess) if correct else (slip, 1.0 - guess)
+    post_l, post_u = lrn * e_lrn, unl * e_unl
+    total = post_l + post_u
+    post_l, post_u = post_l / total, post_u / total
+    new_l = post_l * (1.0 - forget) + post_u * learn
+    new_u = post_u * (1.0 - learn) + post_l * forget
+    if weight < 1.0:
+        new_l = weight * new_l + (1.0 - weight) * lrn
+        new_u = weight * new_u + (1.0 - weight) * unl
+    return _cap(math.log(new_l) - math.log(new_u))
+
+
+def update(
+    state: MasteryState,
+    params: BktParams = DEFAULT_BKT,
+    correct: bool = True,
+    weight: float = 1.0,
+    *,
+    at: datetime | None = None,
+    duration_s: float = 0.0,
+) -> MasteryState:
+    """The state after one attempt; records the prediction made before seeing the answer."""
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"weight must be in (0, 1], not {weight}")
+    prediction = predict(state, params)
+    new = _tally(state, correct, prediction, at, duration_s)
+    return replace(new, log_odds=step_log_odds(state.log_odds, params, correct, weight))
+
+
+# --- Elo -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EloParams:
+    """Elo for one competency: P(correct) = sigmoid(ability - difficulty).
+
+    ``difficulty`` is the competency's typical item difficulty (logit scale; fit it as the logit
+    of the share of wrong answers). The K-factor decays with the learner's attempts:
+    ``k / (1 + k_decay * attempts)`` -- big moves for newcomers, stable ratings later.
+    Mastery is P(correct) on an item ``margin`` logits harder than typical.
+    """
+
+    difficulty: float = 0.0
+    k: float = 0.8
+    k_decay: float = 0.05
+    margin: float = 0.0
+    initial_ability: float = 0.0
+
+
+def elo_predict(state: EloState, params: EloParams) -> float:
+    return sigmoid(state.ability - params.difficulty)
+
+
+def elo_update(
+    state: EloState,
+    params: EloParams,
+    correct: bool,
+    weight: float = 1.0,
+    *,
+    at: datetime | None = None,
+    duration_s: float = 0.0,
+) -> EloState:
+    """Ability moves by ``weight * K(attempts) * (outcome - expected)``; capped like BKT."""
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"weight must be in (0, 1], not {weight}")
+    expected = elo_predict(state, params)
+    k = params.k / (1.0 + params.k_decay * state.attempts)
+    ability = _cap(state.ability + weight * k * ((1.0 if correct else 0.0) - expected))
+    return replace(_tally(state, correct, expected, at, duration_s), ability=ability)
+
+
+# --- one interface for the service -------------------------------------------------------------
+
+
+class MasteryModel(Protocol[S]):
+    """What the progress worker needs from a model of one competency."""
+
+    def initial(self) -> S: ...
+
+    def predict(self, state: S) -> float: ...
+
+    def update(
+        self,
+        state: S,
+        correct: bool,
+        weight: float = 1.0,
+        *,
+        at: datetime | None = None,
+        duration_s: float = 0.0,
+    ) -> S: ...
+
+    def mastery(self, state: S) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BktModel:
+    params: BktParams = DEFAULT_BKT
+    threshold: float = MASTERY_THRESHOLD
+
+    def initial(self) -> MasteryState:
+        return initial(self.params)
+
+    def predict(self, state: MasteryState) -> float:
+        return predict(state, self.params)
+
+    def update(
+        self,
+        state: MasteryState,
+        correct: bool,
+        weight: float = 1.0,
+        *,
+        at: datetime | None = None,
+        duration_s: float = 0.0,
+    ) -> MasteryState:
+        return update(state, self.params, correct, weight, at=at, duration_s=duration_s)
+
+    def mastery(self, state: MasteryState) -> float:
+        return state.mastery
+
+
+@dataclass(frozen=True, slots=True)
+class EloModel:
+    params: EloParams = EloParams()
+    threshold: float = MASTERY_THRESHOLD
+
+    def initial(self) -> EloState:
+        return EloState(ability=self.params.initial_ability)
+
+    def predict(self, state: EloState) -> float:
+        return elo_predict(state, self.params)
+
+    def update(
+        self,
+        state: EloState,
+        correct: bool,
+        weight: float = 1.0,
+        *,
+        at: datetime | None = None,
+        duration_s: float = 0.0,
+    ) -> EloState:
+        return elo_update(state, self.params, correct, weight, at=at, duration_s=duration_s)
+
+    def mastery(self, state: EloState) -> float:
+        return sigmoid(state.ability - self.params.difficulty - self.params.margin)
+
+
+def model_for(framework: Framework, competency: str) -> BktModel | EloModel:
+    """The model ``framework.model`` names, with the competency's own BKT parameters if any."""
+    if framework.model == "elo":
+        return EloModel()
+    for c in framework.competencies:
+        if c.id == competency:
+            return BktModel(c.bkt or DEFAULT_BKT)
+    raise KeyError(f"competency {competency!r} is not in framework {framework.framework}")
