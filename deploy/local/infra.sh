@@ -45,8 +45,10 @@ kafka_fetch() {
   command -v java >/dev/null || die "java is not installed (Java 17+ is required by Kafka 4.x)"
   say "fetching Kafka jars from Maven Central into $KLIBS (once)"
   rm -rf "$KLIBS"; mkdir -p "$KLIBS"
-  mvn -B -q -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies -Dkafka.libs.dir="$KLIBS" \
-    || die "mvn could not fetch the Kafka jars"
+  mkdir -p "$KDIR"
+  mvn -B -q -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+    -Dkafka.libs.dir="$KLIBS" >"$KDIR/mvn.log" 2>&1 \
+    || { show_log "$KDIR/mvn.log"; die "mvn could not fetch the Kafka jars"; }
   ls "$KLIBS"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar in $KLIBS after mvn"
   touch "$KLIBS/.complete"
 }

@@ -1,0 +1,314 @@
+"""Ingest throughput: statements/s accepted, archived AND published by one ingest process.
+
+    .venv/bin/python bench/bench_ingest.py [--single 3000] [--batched 20000] [--kafka 20000]
+
+Needs the local servers (``make infra-up``). One ``python -m services.ingest`` process is started
+on a free port in a schema and topic prefix of its own; the load comes from this process. A
+statement counts only once its outbox row is marked published (Kafka acknowledged it), so the
+figures include the PostgreSQL archive and the publish, as the issue asks.
+
+Runs, in one go so the machine's noise hits them alike:
+
+* HTTP, one statement per POST, 16 requests in flight;
+* HTTP, batches of 100 statements per POST, 4 in flight;
+* Kafka raw-topic intake: the statements are produced first, then ingest reads them;
+* baseline: a plain aiokafka producer sending the same statement bytes to the same broker
+  (the ceiling for anything that publishes them).
+
+The statements come from the classroom simulator (realistic LMS statements, unique ids).
+``--smoke`` runs tiny counts so the test suite can prove the script still works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import orjson
+
+from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_producer
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+TENANT = "acme"
+
+
+@dataclass
+class Result:
+    name: str
+    statements: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.statements / self.seconds if self.seconds else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def simulated_statements(count: int) -> list[bytes]:
+    """At least ``count`` distinct simulator statements of tenant ``acme``, as JSON bytes."""
+    learners = max(10, count // 200)
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "tools.simulator",
+                "--seed",
+                "11",
+                "--learners",
+                str(learners),
+                "--days",
+                "40",
+                "--tenants",
+                "1",
+                "--out",
+                out,
+                "--quiet",
+            ],
+            check=True,
+            cwd=ROOT,
+        )
+        lines = Path(out, "statements.jsonl").read_bytes().splitlines()
+    if len(lines) < count:
+        raise SystemExit(f"the simulator gave {len(lines)} statements, {count} wanted")
+    return lines[:count]
+
+
+class IngestProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> str:
+        return subprocess.run(
+            [PYTHON, "-m", "services.ingest.cli", *args],
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    async def start(self, base: str) -> None:
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "services.ingest"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{base}/readyz") as response:
+                        if response.status == 200:
+                            return
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise SystemExit(f"ingest exited: {err[-2000:]}")
+                await asyncio.sleep(0.2)
+        raise SystemExit("ingest did not become ready in 60 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+async def published(pool: asyncpg.Pool, schema: str) -> int:
+    return int(
+        await pool.fetchval(
+            f'SELECT count(*) FROM "{schema}".outbox WHERE published_at IS NOT NULL'
+        )
+    )
+
+
+async def wait_published(pool: asyncpg.Pool, schema: str, target: int, limit: float) -> float:
+    """Seconds (monotonic clock) at which ``target`` outbox rows were published."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await published(pool, schema) >= target:
+            return time.monotonic()
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"only {await published(pool, schema)} of {target} published in {limit} s")
+
+
+async def post_all(base: str, auth: str, bodies: Sequence[bytes], in_flight: int) -> None:
+    headers = {
+        "Authorization": auth,
+        "X-Experience-API-Version": "2.0.0",
+        "Content-Type": "application/json",
+    }
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                async with http.post(f"{base}/xapi/statements", data=body, headers=headers) as r:
+                    if r.status != 200:
+                        raise SystemExit(f"POST answered {r.status}: {await r.text()}")
+                    await r.read()
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+
+async def bench_http(
+    base: str,
+    auth: str,
+    pool: asyncpg.Pool,
+    schema: str,
+    statements: Sequence[bytes],
+    batch: int,
+    in_flight: int,
+    already: int,
+) -> Result:
+    if batch == 1:
+        bodies = list(statements)
+    else:
+        bodies = [
+            b"[" + b",".join(statements[i : i + batch]) + b"]"
+            for i in range(0, len(statements), batch)
+        ]
+    started = time.monotonic()
+    await post_all(base, auth, bodies, in_flight)
+    done = await wait_published(pool, schema, already + len(statements), 600)
+    name = (
+        "HTTP, 1 statement per POST, 16 in flight"
+        if batch == 1
+        else (f"HTTP, batches of {batch}, {in_flight} in flight")
+    )
+    return Result(name, len(statements), done - started)
+
+
+async def bench_raw_producer(bootstrap: str, topic: str, statements: Sequence[bytes]) -> Result:
+    async with kafka_producer(bootstrap, linger_ms=5) as producer:
+        started = time.monotonic()
+        futures = [await producer.send(topic, value) for value in statements]
+        await asyncio.gather(*futures)
+        seconds = time.monotonic() - started
+    return Result("baseline: aiokafka producer, same bytes", len(statements), seconds)
+
+
+@contextlib.asynccontextmanager
+async def bench_schema(dsn: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await pool.close()
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/postgres")
+    run_id = secrets.token_hex(3)
+    schema, prefix, port = f"bench_{run_id}", f"bench{run_id}.", free_port()
+    topics = Topics(prefix, 4)
+    total = args.single + args.batched + args.kafka
+    statements = simulated_statements(total + args.kafka)
+    single = statements[: args.single]
+    batched = statements[args.single : args.single + args.batched]
+    raw = statements[args.single + args.batched : total]
+    env = dict(
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        DATABASE_URL=dsn,
+        SKILLSTREAM_TOPIC_PREFIX=prefix,
+        INGEST_DB_SCHEMA=schema,
+        INGEST_HTTP_PORT=str(port),
+        INGEST_INTAKE_ENABLED="true",
+        INGEST_DB_POOL_MAX="20",
+        SKILLSTREAM_LOG_LEVEL="WARNING",
+        SKILLSTREAM_LEARNER_KEY_SALT="bench-salt-123",
+    )
+    base = f"http://127.0.0.1:{port}"
+    results: list[Result] = []
+    async with kafka_admin(bootstrap) as admin:
+        await ensure_topics(
+            admin,
+            [*topics.specs(), TopicSpec(topics.raw(TENANT), 4), TopicSpec(f"{prefix}baseline", 4)],
+        )
+    ingest = IngestProcess(env)
+    async with bench_schema(dsn, schema) as pool:
+        try:
+            out = ingest.cli("credentials", "create", "--tenant", TENANT, "--name", "bench")
+            user = out.split("username:")[1].split()[0]
+            secret = out.split("secret:")[1].split()[0]
+            auth = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+            # baseline first, on a quiet broker
+            results.append(await bench_raw_producer(bootstrap, f"{prefix}baseline", raw))
+            await ingest.start(base)
+            results.append(await bench_http(base, auth, pool, schema, single, 1, 16, 0))
+            results.append(await bench_http(base, auth, pool, schema, batched, 100, 4, args.single))
+            ingest.stop()
+            # Kafka intake: records wait on the raw topic, then ingest starts and drains them
+            async with kafka_producer(bootstrap) as producer:
+                futures = [await producer.send(topics.raw(TENANT), s) for s in raw]
+                await asyncio.gather(*futures)
+            started = time.monotonic()
+            await ingest.start(base)
+            done = await wait_published(pool, schema, total, 600)
+            results.append(
+                Result("Kafka raw-topic intake (incl. start-up)", len(raw), done - started)
+            )
+        finally:
+            ingest.stop()
+            async with kafka_admin(bootstrap) as admin:
+                names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+                await admin.delete_topics(names)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--single", type=int, default=3000, help="statements posted one by one")
+    parser.add_argument("--batched", type=int, default=20000, help="statements posted by 100")
+    parser.add_argument("--kafka", type=int, default=20000, help="statements via the raw topic")
+    parser.add_argument("--smoke", action="store_true", help="tiny counts (tests)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.single, args.batched, args.kafka = 20, 200, 200
+    results = asyncio.run(run(args))
+    baseline = results[0].rate
+    print(
+        f"# ingest throughput, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.node()} ({os.cpu_count()} cores)"
+    )
+    print("| run | statements | seconds | statements/s | vs raw producer |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(
+            f"| {r.name} | {r.statements} | {r.seconds:.2f} | {r.rate:,.0f} | "
+            f"{r.rate / baseline:.1%} |"
+        )
+    print(orjson.dumps({r.name: round(r.rate, 1) for r in results}).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Small runs of the benchmark scripts, so they cannot rot between benchmark runs.
+
+The figures of these runs mean nothing (tiny counts on a busy machine); the tests check that
+each script still runs end to end and reports what BENCHMARKS.md quotes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_xapi_validation_bench_runs() -> None:
+    out = run("bench/bench_xapi_validation.py", "200", "1")
+    assert "shared.xapi.parse_statement" in out
+    assert "ratio (strict time / baseline time)" in out
+
+
+def test_ingest_bench_runs_against_the_real_servers(
+    kafka_bootstrap: str, database_url: str
+) -> None:
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, DATABASE_URL=database_url)
+    out = run("bench/bench_ingest.py", "--smoke", env=env)
+    rates = orjson.loads(out.strip().splitlines()[-1])
+    assert set(rates) == {
+        "baseline: aiokafka producer, same bytes",
+        "HTTP, 1 statement per POST, 16 in flight",
+        "HTTP, batches of 100, 4 in flight",
+        "Kafka raw-topic intake (incl. start-up)",
+    }
+    assert all(rate > 0 for rate in rates.values())
