@@ -54,13 +54,15 @@ def make_faust_app(
     data_dir: str | None = None,
     web_enabled: bool = False,
     group_instance_id: str | None = None,
+    replication_factor: int = 1,
     env: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> faust.App:
     """A new, unstarted Faust app. ``overrides`` are any other Faust settings, and win.
 
     ``group_instance_id`` turns on static group membership (e.g. the pod name), so a restart
-    within the session timeout does not rebalance the group.
+    within the session timeout does not rebalance the group. ``replication_factor`` applies to
+    the topics Faust creates (changelogs): pass the deployment's ``replication_factor``.
     """
     if partitions < 1:
         raise ConfigError(f"partitions must be >= 1, not {partitions}")
@@ -76,7 +78,7 @@ def make_faust_app(
         "datadir": data_dir,
         "processing_guarantee": "at_least_once",
         "topic_partitions": partitions,
-        "topic_replication_factor": 1,
+        "topic_replication_factor": replication_factor,
         "topic_allow_declare": True,
         "table_standby_replicas": 0,
         "consumer_auto_offset_reset": "earliest",
