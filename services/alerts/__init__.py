@@ -1,2 +1,3 @@
-"""The alerts service (see README.md). Today a skeleton: it opens its database pool, checks the
-broker and serves /healthz, /readyz and /metrics; its domain logic is still to be written."""
+"""The alerts service: stall detectors on ``progress.updates`` (Faust), alert lifecycle in
+PostgreSQL with history, ``alerts.events`` through a transactional outbox, routing to support
+teams with signed webhooks, and the staff JSON API (``/openapi.json``). See ``app.py``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -17,3 +19,50 @@ class AlertsSettings(ServiceSettings):
         description="Schema this service owns.",
     )
     http_port: int = Field(default=8082, ge=0, le=65535, description="Port of the HTTP API.")
+    app_id: str = Field(
+        default="skillstream-alerts",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Faust app id: consumer group and changelog topic names (after the prefix).",
+    )
+    group_instance_id: str | None = Field(
+        default=None, description="Static group membership id (e.g. the pod name), or none."
+    )
+    stream_enabled: bool = Field(
+        default=True, description="Consume progress.updates (off: API, relay and workers only)."
+    )
+    inactivity_clock: Literal["wall", "event"] = Field(
+        default="wall",
+        description="Clock of the inactivity scanner: 'wall' (now, live data) or 'event' "
+        "(the largest event time seen, for replays).",
+    )
+    scan_seconds: float = Field(
+        default=60.0, gt=0, description="How often inactivity and expired snoozes are checked."
+    )
+    settings_cache_seconds: float = Field(
+        default=30.0, ge=0, description="How long per-tenant detector settings are cached."
+    )
+    relay_batch: int = Field(default=500, ge=1, description="Most outbox rows per round.")
+    relay_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Outbox and delivery poll interval without NOTIFY."
+    )
+    relay_send_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long the relay waits for Kafka to ack a batch."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Timeout of one webhook request."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Attempts before a delivery is dead-lettered."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubles per attempt."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=600.0, gt=0, description="Longest delay between two attempts."
+    )
+    webhook_concurrency: int = Field(
+        default=10, ge=1, le=200, description="Webhook requests in flight at once."
+    )
+    retry_max_seconds: float = Field(
+        default=10.0, gt=0, description="Longest back-off when PostgreSQL or Kafka is away."
+    )

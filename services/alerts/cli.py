@@ -1,0 +1,148 @@
+"""``python -m services.alerts.cli``: manage staff tokens, teams, routing rules, webhooks,
+detector settings and programme calendars. Reads ``DATABASE_URL`` and ``ALERTS_DB_SCHEMA`` like
+the service and applies pending migrations first.
+
+    tokens create --tenant acme --name coach1 [--team coaching]   # prints the token once
+    tokens revoke --tenant acme --name coach1
+    teams add --tenant acme --team coaching --name "Coaching team"
+    rules add --tenant acme --team coaching [--priority 10] [--business-unit bu]
+              [--programme p] [--kind gaming] [--min-severity high]
+    webhooks add --tenant acme --team coaching --url https://... [--secret s]  # prints secret
+    settings set --tenant acme [--programme p] --json '{"failure_streak": {"k": 5}}'
+    programmes set --tenant acme --programme p --start 2026-02-01 --end 2026-06-30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import secrets
+import sys
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING
+
+import orjson
+from pydantic import ValidationError
+
+from services.alerts import staff_repository as staff_repo
+from services.alerts.app import migrate
+from services.alerts.config import AlertsSettings
+from services.alerts.rules import resolve
+from services.alerts.staff import NAME_PATTERN, hash_token, new_token
+from shared.db import create_pool
+from shared.envelope import TENANT_PATTERN
+
+if TYPE_CHECKING:
+    from services.alerts.repository import Conn
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.alerts.cli")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    def action(group: str, name: str, help_: str) -> argparse.ArgumentParser:
+        if group not in subs:
+            subs[group] = groups.add_parser(group).add_subparsers(dest="action", required=True)
+        sub = subs[group].add_parser(name, help=help_)
+        sub.add_argument("--tenant", required=True)
+        return sub
+
+    subs: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {}
+    create = action("tokens", "create", "create a staff token; prints it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--team")
+    action("tokens", "revoke", "revoke a staff token").add_argument("--name", required=True)
+    team = action("teams", "add", "add or rename a support team")
+    team.add_argument("--team", required=True)
+    team.add_argument("--name", required=True)
+    rule = action("rules", "add", "add a routing rule")
+    rule.add_argument("--team", required=True)
+    rule.add_argument("--priority", type=int, default=100)
+    rule.add_argument("--business-unit")
+    rule.add_argument("--programme")
+    rule.add_argument("--kind")
+    rule.add_argument("--min-severity", choices=["low", "medium", "high"])
+    hook = action("webhooks", "add", "add a webhook endpoint to a team")
+    hook.add_argument("--team", required=True)
+    hook.add_argument("--url", required=True)
+    hook.add_argument("--secret")
+    sets = action("settings", "set", "set partial detector settings (JSON)")
+    sets.add_argument("--programme", default="")
+    sets.add_argument("--json", required=True)
+    prog = action("programmes", "set", "set a programme's calendar")
+    prog.add_argument("--programme", required=True)
+    prog.add_argument("--start", type=date.fromisoformat, required=True)
+    prog.add_argument("--end", type=date.fromisoformat, required=True)
+    return parser
+
+
+async def _dispatch(conn: Conn, args: argparse.Namespace) -> int:
+    match (args.group, args.action):
+        case ("tokens", "create"):
+            if not NAME_PATTERN.match(args.name):
+                print(f"name must match {NAME_PATTERN.pattern}", file=sys.stderr)
+                return 2
+            token = new_token()
+            if not await staff_repo.insert_token(
+                conn, args.tenant, args.team, args.name, hash_token(token)
+            ):
+                print(f"{args.tenant} already has a token {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"token: {token}")
+        case ("tokens", "revoke"):
+            if not await staff_repo.revoke_token(conn, args.tenant, args.name):
+                print(f"no active token {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.name}")
+        case ("teams", "add"):
+            await staff_repo.upsert_team(conn, args.tenant, args.team, args.name)
+            print(f"team {args.team}")
+        case ("rules", "add"):
+            rule_id = await staff_repo.insert_rule(
+                conn, args.tenant, args.team, priority=args.priority,
+                business_unit=args.business_unit, programme=args.programme, kind=args.kind,
+                min_severity=args.min_severity,
+            )  # fmt: skip
+            print(f"rule {rule_id}")
+        case ("webhooks", "add"):
+            secret = args.secret or secrets.token_urlsafe(32)
+            hook_id = await staff_repo.insert_webhook(
+                conn, args.tenant, args.team, args.url, secret
+            )
+            print(f"webhook {hook_id}\nsecret: {secret}")
+        case ("settings", "set"):
+            try:
+                doc = orjson.loads(args.json)
+                resolve(doc)
+            except (orjson.JSONDecodeError, ValidationError) as exc:
+                print(f"invalid settings: {exc}", file=sys.stderr)
+                return 2
+            await staff_repo.set_detector_settings(conn, args.tenant, args.programme, doc)
+            print("settings saved")
+        case ("programmes", "set"):
+            await staff_repo.set_programme(conn, args.tenant, args.programme, args.start, args.end)
+            print(f"programme {args.programme}")
+    return 0
+
+
+async def run(argv: Sequence[str], settings: AlertsSettings) -> int:
+    args = _parser().parse_args(argv)
+    if not re.match(TENANT_PATTERN, args.tenant):
+        print(f"invalid tenant {args.tenant!r}", file=sys.stderr)
+        return 2
+    async with create_pool(
+        settings.database_url.get_secret_value(), settings.db_schema, min_size=1, max_size=2
+    ) as pool:
+        await migrate(pool, settings.db_schema)
+        async with pool.acquire() as conn:
+            return await _dispatch(conn, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(run(sys.argv[1:] if argv is None else argv, AlertsSettings()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The webhook delivery worker: sends pending ``deliveries`` rows, signed, with retries.
+
+* Rows are written with each alert change (:mod:`services.alerts.changes`); the stream never
+  waits for a webhook.
+* A round claims due rows with ``FOR UPDATE SKIP LOCKED`` and leases them (moves
+  ``next_attempt_at`` past the request timeout) in a short transaction, so several replicas can
+  run workers and no transaction stays open during HTTP.
+* Each request is a POST of the alert event's envelope (JSON) with ``X-Skillstream-Signature``
+  (see :mod:`services.alerts.signing`), ``X-Skillstream-Event-Id`` (receivers deduplicate by it:
+  delivery is at-least-once) and ``X-Skillstream-Delivery-Attempt``.
+* A 2xx marks it delivered. Anything else (status, timeout, connection error) is recorded in
+  ``delivery_attempts`` and retried after ``backoff * 2**(attempt-1)`` seconds (capped), until
+  ``max_attempts``; then the row is ``dead`` (a dead-letter, counted in metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from services.alerts import repository as repo
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.signing import HEADER, sign
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Due:
+    id: int
+    event_id: str
+    body: bytes
+    attempts: int
+    created_at: datetime
+    url: str
+    secret: str
+
+
+_CLAIM = """
+WITH due AS (
+    SELECT d.id FROM deliveries d
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
+FROM due, webhooks w
+WHERE d.id = due.id AND w.id = d.webhook_id
+RETURNING d.id, d.event_id, d.body, d.attempts, d.created_at, w.url, w.secret
+"""
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Delay after the ``attempt``-th failed attempt (1-based)."""
+    return float(min(cap, base * 2 ** (attempt - 1)))
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        metrics: AlertsMetrics,
+        *,
+        schema: str,
+        timeout: float = 5.0,
+        max_attempts: int = 8,
+        backoff: float = 2.0,
+        backoff_max: float = 600.0,
+        concurrency: int = 10,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._channel = repo.deliveries_channel(schema)
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._backoff_max = backoff_max
+        self._concurrency = concurrency
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="alerts-webhooks")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def check(self) -> None:
+        if self._task is None or self._task.done():
+            raise RuntimeError("the webhook delivery worker is not running")
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        failures = 0
+        listener: Any = None
+        while True:
+            try:
+                if listener is None:
+                    listener = await self._pool.acquire()
+                    await listener.add_listener(self._channel, self._on_notify)
+                self._wake.clear()
+                sent = await self.run_once()
+                failures = 0
+                if sent < self._concurrency:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._poll)
+            except asyncio.CancelledError:
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await listener.remove_listener(self._channel, self._on_notify)
+                    await self._pool.release(listener)
+                raise
+            except Exception as exc:  # noqa: BLE001 - PostgreSQL away: wait, retry
+                failures += 1
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await self._pool.release(listener)
+                    listener = None
+                pause = min(10.0, self._poll * 2 ** min(failures, 5))
+                log.warning(
+                    "webhook round failed; retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300], "pause_s": pause},
+                )
+                await asyncio.sleep(pause)
+
+    async def run_once(self) -> int:
+        """Send one batch of due deliveries; returns how many were attempted."""
+        lease = self._timeout * 2 + 5
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_CLAIM, self._concurrency, lease)
+            backlog = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status='pending'")
+        self._metrics.delivery_backlog.set(int(backlog))
+        if not rows:
+            return 0
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout)
+            )
+        due = [
+            Due(
+                r["id"],
+                str(r["event_id"]),
+                r["body"],
+                r["attempts"],
+                r["created_at"],
+                r["url"],
+                r["secret"],
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*(self._deliver(self._session, d) for d in due))
+        return len(due)
+
+    async def _deliver(self, session: aiohttp.ClientSession, due: Due) -> None:
+        attempt = due.attempts + 1
+        headers = {
+            "Content-Type": "application/json",
+            HEADER: sign(due.secret, due.body),
+            "X-Skillstream-Event-Id": str(due.event_id),
+            "X-Skillstream-Delivery-Attempt": str(attempt),
+        }
+        status: int | None = None
+        error: str | None = None
+        started = time.perf_counter()
+        try:
+            async with session.post(due.url, data=due.body, headers=headers) as response:
+                status = response.status
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        ok = status is not None and 200 <= status < 300
+        if not ok and error is None:
+            error = f"HTTP {status}"
+        now = datetime.now(UTC)
+        if ok:
+            outcome, new_status, next_at = "delivered", "delivered", now
+        elif attempt >= self._max_attempts:
+            outcome, new_status, next_at = "dead", "dead", now
+        else:
+            delay = backoff_seconds(attempt, self._backoff, self._backoff_max)
+            outcome, new_status, next_at = "retry", "pending", now + timedelta(seconds=delay)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error,"
+                " duration_ms) VALUES ($1, $2, $3, $4, $5)",
+                due.id,
+                attempt,
+                status,
+                error,
+                elapsed_ms,
+            )
+            await conn.execute(
+                "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4,"
+                " last_status = $5, last_error = $6,"
+                " delivered_at = CASE WHEN $2 = 'delivered' THEN clock_timestamp() END"
+                " WHERE id = $1",
+                due.id,
+                new_status,
+                attempt,
+                next_at,
+                status,
+                error,
+            )
+        self._metrics.deliveries.labels(outcome).inc()
+        if ok:
+            self._metrics.delivery_latency.observe(max(0.0, (now - due.created_at).total_seconds()))
+        elif outcome == "dead":
+            self._metrics.deadletters.labels("webhook", "max_attempts").inc()
+            log.warning("webhook delivery dead", extra={"delivery": due.id, "error": error})

@@ -1,0 +1,322 @@
+"""SQL of the alerts schema (see ``migrations/``). Functions take a connection; callers own the
+transaction. Staff-facing queries (listing, tokens, admin) are in :mod:`staff_repository`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from services.alerts.routing import Rule
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+
+
+def outbox_channel(schema: str) -> str:
+    return f"{schema}_alerts_outbox"
+
+
+def deliveries_channel(schema: str) -> str:
+    return f"{schema}_alerts_deliveries"
+
+
+# --- stream effects ----------------------------------------------------------------------------
+
+
+async def claim_event(conn: Conn, event_id: uuid.UUID) -> bool:
+    """Record ``event_id`` as processed; False when it was already (a redelivery)."""
+    row = await conn.fetchval(
+        "INSERT INTO inbox (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", event_id
+    )
+    return bool(row)
+
+
+async def touch_activity(
+    conn: Conn,
+    *,
+    tenant: str,
+    learner_key: str,
+    at: datetime,
+    programme: str | None,
+    business_unit: str | None,
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO learner_activity (tenant, learner_key, last_activity, programme, business_unit)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (tenant, learner_key) DO UPDATE SET
+            last_activity = GREATEST(learner_activity.last_activity, EXCLUDED.last_activity),
+            programme = COALESCE(EXCLUDED.programme, learner_activity.programme),
+            business_unit = COALESCE(EXCLUDED.business_unit, learner_activity.business_unit)
+        """,
+        tenant,
+        learner_key,
+        at,
+        programme,
+        business_unit,
+    )
+
+
+async def advance_clock(conn: Conn, at: datetime) -> None:
+    await conn.execute(
+        """
+        INSERT INTO event_clock (id, event_time) VALUES (true, $1)
+        ON CONFLICT (id) DO UPDATE SET event_time = GREATEST(event_clock.event_time, $1)
+        """,
+        at,
+    )
+
+
+async def event_clock(conn: Conn) -> datetime | None:
+    value: datetime | None = await conn.fetchval("SELECT event_time FROM event_clock")
+    return value
+
+
+async def active_alert(
+    conn: Conn, tenant: str, learner_key: str, kind: str, competency: str
+) -> dict[str, Any] | None:
+    """The alert that is not resolved for this key, locked for update."""
+    row = await conn.fetchrow(
+        """
+        SELECT * FROM alerts
+        WHERE tenant = $1 AND learner_key = $2 AND kind = $3 AND competency = $4
+          AND status <> 'resolved'
+        FOR UPDATE
+        """,
+        tenant,
+        learner_key,
+        kind,
+        competency,
+    )
+    return dict(row) if row else None
+
+
+async def last_resolved_at(
+    conn: Conn, tenant: str, learner_key: str, kind: str, competency: str
+) -> datetime | None:
+    value: datetime | None = await conn.fetchval(
+        """
+        SELECT max(resolved_at) FROM alerts
+        WHERE tenant = $1 AND learner_key = $2 AND kind = $3 AND competency = $4
+          AND status = 'resolved'
+        """,
+        tenant,
+        learner_key,
+        kind,
+        competency,
+    )
+    return value
+
+
+async def insert_alert(conn: Conn, values: dict[str, Any]) -> dict[str, Any]:
+    columns = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    # column names come from our own code, never from input
+    row = await conn.fetchrow(
+        f"INSERT INTO alerts ({', '.join(columns)}) VALUES ({placeholders}) RETURNING *",  # noqa: S608
+        *values.values(),
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def update_alert(conn: Conn, alert_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE alerts SET {sets}, updated_at = now(), version = version + 1"  # noqa: S608
+        " WHERE id = $1 RETURNING *",
+        alert_id,
+        *values.values(),
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def add_history(
+    conn: Conn,
+    *,
+    alert_id: uuid.UUID,
+    event_id: uuid.UUID,
+    action: str,
+    actor: str,
+    from_status: str | None,
+    to_status: str,
+    details: dict[str, Any],
+) -> None:
+    await conn.execute(
+        "INSERT INTO alert_history (alert_id, event_id, action, actor, from_status, to_status,"
+        " details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        alert_id,
+        event_id,
+        action,
+        actor,
+        from_status,
+        to_status,
+        details,
+    )
+
+
+async def history(conn: Conn, alert_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, event_id, action, actor, from_status, to_status, details, at"
+        " FROM alert_history WHERE alert_id = $1 ORDER BY id",
+        alert_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def enqueue_outbox(
+    conn: Conn, event_id: uuid.UUID, tenant: str, key: bytes, envelope: bytes
+) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (event_id, tenant, msg_key, envelope) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (event_id) DO NOTHING",
+        event_id,
+        tenant,
+        key,
+        envelope,
+    )
+
+
+async def notify(conn: Conn, channel: str) -> None:
+    await conn.execute("SELECT pg_notify($1, '')", channel)
+
+
+async def routing_rules(conn: Conn, tenant: str) -> list[Rule]:
+    rows = await conn.fetch(
+        "SELECT id, priority, team, business_unit, programme, kind, min_severity"
+        " FROM routing_rules WHERE tenant = $1",
+        tenant,
+    )
+    return [Rule(**dict(r)) for r in rows]
+
+
+async def active_webhooks(conn: Conn, tenant: str, team: str) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT id FROM webhooks WHERE tenant = $1 AND team = $2 AND active ORDER BY id",
+        tenant,
+        team,
+    )
+    return [int(r["id"]) for r in rows]
+
+
+async def enqueue_deliveries(
+    conn: Conn, webhook_ids: Sequence[int], event_id: uuid.UUID, tenant: str, body: bytes
+) -> None:
+    await conn.executemany(
+        "INSERT INTO deliveries (webhook_id, event_id, tenant, body) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (webhook_id, event_id) DO NOTHING",
+        [(w, event_id, tenant, body) for w in webhook_ids],
+    )
+
+
+async def detector_overrides(
+    conn: Conn, tenant: str, programme: str | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The tenant-wide and the programme's partial settings (``None`` when absent)."""
+    rows = await conn.fetch(
+        "SELECT programme, settings FROM detector_settings"
+        " WHERE tenant = $1 AND programme = ANY($2::text[])",
+        tenant,
+        ["", programme or ""],
+    )
+    found = {r["programme"]: r["settings"] for r in rows}
+    return found.get(""), (found.get(programme) if programme else None)
+
+
+# --- scanner -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Silent:
+    tenant: str
+    learner_key: str
+    last_activity: datetime
+    programme: str | None
+    business_unit: str | None
+
+
+async def silent_learners(conn: Conn, before: datetime, limit: int) -> list[Silent]:
+    """Learners enrolled in a programme, last seen before ``before``, with no inactivity alert
+    open, and (when the programme's calendar is known) whose programme runs at ``before``."""
+    rows = await conn.fetch(
+        """
+        SELECT a.tenant, a.learner_key, a.last_activity, a.programme, a.business_unit
+        FROM learner_activity a
+        LEFT JOIN programmes p ON p.tenant = a.tenant AND p.programme = a.programme
+        WHERE a.last_activity < $1 AND a.programme IS NOT NULL
+          AND NOT EXISTS (
+              SELECT 1 FROM alerts x
+              WHERE x.tenant = a.tenant AND x.learner_key = a.learner_key
+                AND x.kind = 'inactivity' AND x.status <> 'resolved')
+        ORDER BY a.last_activity
+        LIMIT $2
+        """,
+        before,
+        limit,
+    )
+    return [Silent(**dict(r)) for r in rows]
+
+
+async def programme_running(conn: Conn, tenant: str, programme: str, at: datetime) -> bool:
+    """False only when the programme's calendar is known and ``at`` is outside it."""
+    row = await conn.fetchrow(
+        "SELECT starts_on, ends_on FROM programmes WHERE tenant = $1 AND programme = $2",
+        tenant,
+        programme,
+    )
+    if row is None:
+        return True
+    return bool(row["starts_on"] <= at.date() <= row["ends_on"])
+
+
+async def snoozes_due(conn: Conn, now: datetime, limit: int) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        "SELECT id FROM alerts WHERE status = 'snoozed' AND snoozed_until <= $1"
+        " ORDER BY snoozed_until LIMIT $2",
+        now,
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def lock_alert(conn: Conn, alert_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
+    return dict(row) if row else None
+
+
+# --- outbox ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    key: bytes
+    envelope: bytes
+    created_at: datetime
+
+
+async def unpublished(conn: Conn, limit: int) -> list[OutboxRow]:
+    rows = await conn.fetch(
+        "SELECT id, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL"
+        " ORDER BY id LIMIT $1",
+        limit,
+    )
+    return [OutboxRow(r["id"], r["msg_key"], r["envelope"], r["created_at"]) for r in rows]
+
+
+async def mark_published(conn: Conn, ids: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
+        list(ids),
+    )
+
+
+async def outbox_backlog(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))

@@ -1,0 +1,82 @@
+"""Detector state kept per learner in the Faust table (one JSON value per ``tenant|learner``),
+and the signals the detectors emit. Pure data, no I/O.
+
+The state is keyed like the topic (``"<tenant>|<learner_key>"``), so the table is co-partitioned
+with ``progress.updates`` by construction; per-competency state lives inside the learner's value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.alert_events import AlertKind, Severity, Support
+
+RECENT_ATTEMPTS = 20  # the longest window any detector looks at
+TRAJECTORY_POINTS = 20
+SEEN_EVENTS = 64  # event ids remembered to skip a redelivered update
+
+
+class Attempt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    statement_id: str
+    at: datetime
+    correct: bool
+    duration_s: float | None = None
+    hints: int = 0  # hints asked since the previous attempt on this competency
+    mastery: float | None = None  # after the attempt
+    predicted: float | None = None  # the model's chance of a correct answer, before it
+
+
+class CompetencyState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = 0
+    correct_streak: int = 0
+    wrong_streak: int = 0
+    mastered: bool = False
+    peak: float | None = None
+    peak_at: datetime | None = None
+    last_hints: int = 0  # the cumulative hint count last reported by progress
+    hints_pending: int = 0  # hints since the last attempt
+    recent: list[Attempt] = Field(default_factory=list)
+    trajectory: list[tuple[datetime, float]] = Field(default_factory=list)
+    active: list[AlertKind] = Field(default_factory=list)  # raised and not cleared
+
+
+class LearnerState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    last_activity: datetime | None = None
+    programme: str | None = None
+    business_unit: str | None = None
+    competencies: dict[str, CompetencyState] = Field(default_factory=dict)
+    seen: list[str] = Field(default_factory=list)  # recent event ids, oldest first
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> LearnerState:
+        return cls() if raw is None else cls.model_validate_json(raw)
+
+
+class Signal(BaseModel):
+    """What a detector concluded from one event: the condition holds (``raise``, which opens
+    an alert or adds evidence to the open one) or no longer holds (``clear``: auto-resolve)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: AlertKind
+    action: Literal["raise", "clear"]
+    competency: str | None = None
+    programme: str | None = None
+    business_unit: str | None = None
+    severity: Severity = "medium"
+    support: Support = "technical"
+    at: datetime  # event time the condition started or cleared
+    cooldown_hours: float = 0.0
+    evidence: dict[str, Any] = Field(default_factory=dict)

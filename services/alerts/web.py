@@ -1,0 +1,220 @@
+"""The staff API (JSON, bearer tokens; see :mod:`services.alerts.staff`), mounted on the shared
+ops app (``/healthz``, ``/readyz``, ``/metrics``). The OpenAPI 3 document is ``/openapi.json``.
+
+Routes: ``GET /api/me``; ``GET /api/alerts`` (filters ``status``, ``kind``, ``team``,
+``business_unit``, ``programme``, ``severity``, ``competency`` -- each repeatable or
+comma-separated -- and ``learner``; ``sort`` = ``[-]last_seen_at|first_seen_at|updated_at|
+created_at|severity|kind|status``; ``limit`` 1..200, ``offset``); ``GET /api/alerts/{id}``
+(with evidence and history); ``POST /api/alerts/{id}/acknowledge|resolve|assign|snooze``.
+An alert outside the token's tenant or team answers 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, cast
+
+import asyncpg
+import orjson
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from services.alerts import repository as repo
+from services.alerts import staff_repository as staff_repo
+from services.alerts.changes import Changes, Outcome
+from services.alerts.errors import AlertsError, BadRequestError, NotFoundError
+from services.alerts.lifecycle import StaffAction
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.openapi import document
+from services.alerts.staff import StaffAuth, StaffPrincipal
+from shared.health import Health
+from shared.http import Handler, ops_app
+
+MAX_LIMIT: Final = 200
+
+
+@dataclass(frozen=True)
+class AlertsContext:
+    pool: asyncpg.Pool[Any]
+    auth: StaffAuth
+    changes: Changes
+    metrics: AlertsMetrics
+
+
+CONTEXT_KEY: Final = web.AppKey("alerts", AlertsContext)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AcknowledgeBody(_Body):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class ResolveBody(_Body):
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class AssignBody(_Body):
+    assignee: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class SnoozeBody(_Body):
+    until: AwareDatetime
+    note: str | None = Field(default=None, max_length=4000)
+
+
+_BODIES: dict[StaffAction, type[_Body]] = {
+    "acknowledge": AcknowledgeBody,
+    "resolve": ResolveBody,
+    "assign": AssignBody,
+    "snooze": SnoozeBody,
+}
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(data, default=str), content_type="application/json"
+    )
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AlertsError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        response = _json(exc.body(), exc.status)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+
+def present(alert: dict[str, Any], *, full: bool = False) -> dict[str, Any]:
+    """An alert as the API shows it (the evidence only in full)."""
+    out = {
+        key: alert[key]
+        for key in (
+            "id", "tenant", "learner_key", "kind", "programme", "business_unit", "severity",
+            "support", "status", "team", "assignee", "snoozed_until", "signals", "first_seen_at",
+            "last_seen_at", "resolved_at", "resolution", "note", "created_at", "updated_at",
+            "version",
+        )
+    }  # fmt: skip
+    out["competency"] = alert["competency"] or None
+    if full:
+        out["evidence"] = alert["evidence"]
+    else:
+        out["evidence_summary"] = {
+            k: v for k, v in alert["evidence"].items() if isinstance(v, int | float | str)
+        }
+    return out
+
+
+async def _principal(request: web.Request) -> StaffPrincipal:
+    return await request.app[CONTEXT_KEY].auth.authenticate(request.headers.get("Authorization"))
+
+
+def _alert_id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["alert_id"])
+    except ValueError:
+        raise NotFoundError("no such alert") from None
+
+
+async def me(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    return _json({"tenant": who.tenant, "team": who.team, "name": who.name})
+
+
+def parse_query(params: Any) -> staff_repo.Query:
+    filters: dict[str, list[str]] = {}
+    for name in staff_repo.FILTERS:
+        values = [v for raw in params.getall(name, []) for v in raw.split(",") if v]
+        if values:
+            filters[name] = values
+    sort = params.get("sort", "-last_seen_at")
+    if sort.lstrip("-") not in staff_repo.SORTS:
+        raise BadRequestError(f"sort must be one of {sorted(staff_repo.SORTS)}, optionally '-'")
+    unknown = set(params) - {*staff_repo.FILTERS, "learner", "sort", "limit", "offset"}
+    if unknown:
+        raise BadRequestError(f"unknown parameters: {', '.join(sorted(unknown))}")
+    try:
+        limit = int(params.get("limit", 50))
+        offset = int(params.get("offset", 0))
+    except ValueError:
+        raise BadRequestError("limit and offset are integers") from None
+    if not 1 <= limit <= MAX_LIMIT or offset < 0:
+        raise BadRequestError(f"limit is 1..{MAX_LIMIT}, offset >= 0")
+    return staff_repo.Query(filters, params.get("learner"), sort, limit, offset)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    query = parse_query(request.query)
+    async with request.app[CONTEXT_KEY].pool.acquire() as conn:
+        rows, total = await staff_repo.list_alerts(conn, who, query)
+    return _json(
+        {
+            "items": [present(r) for r in rows],
+            "total": total,
+            "limit": query.limit,
+            "offset": query.offset,
+        }
+    )
+
+
+async def get_alert(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    alert_id = _alert_id(request)
+    async with request.app[CONTEXT_KEY].pool.acquire() as conn:
+        alert = await staff_repo.get_alert(conn, who, alert_id)
+        if alert is None:
+            raise NotFoundError("no such alert")
+        history = await repo.history(conn, alert_id)
+    return _json(present(alert, full=True) | {"history": history})
+
+
+async def action(request: web.Request) -> web.Response:
+    who = await _principal(request)
+    alert_id = _alert_id(request)
+    name = cast("StaffAction", request.match_info["action"])
+    try:
+        body = _BODIES[name].model_validate_json(await request.read() or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "$"
+        raise BadRequestError(f"{where}: {first['msg']}") from None
+    ctx = request.app[CONTEXT_KEY]
+    outcome = Outcome()
+    until: datetime | None = getattr(body, "until", None)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        alert = await staff_repo.get_alert(conn, who, alert_id, lock=True)
+        if alert is None:
+            raise NotFoundError("no such alert")
+        updated = await ctx.changes.staff_action(
+            conn, alert, name, who.actor,
+            note=getattr(body, "note", None), assignee=getattr(body, "assignee", None),
+            until=until, outcome=outcome,
+        )  # fmt: skip
+    return _json(present(updated, full=True))
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return _json(document())
+
+
+def make_app(health: Health, metrics: AlertsMetrics, context: AlertsContext) -> web.Application:
+    app = ops_app(health, metrics)
+    app.middlewares.append(errors)
+    app[CONTEXT_KEY] = context
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_get("/api/alerts/{alert_id}", get_alert)
+    app.router.add_post("/api/alerts/{alert_id}/{action:acknowledge|resolve|assign|snooze}", action)
+    return app
