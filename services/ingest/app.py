@@ -26,12 +26,14 @@ from services.ingest.config import IngestSettings
 from services.ingest.intake import RawIntake
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outbox import OutboxRelay
+from services.ingest.profiles import TenantProfiles
 from services.ingest.web import IngestContext, make_app
 from shared.db import create_pool, ping
 from shared.health import Health
 from shared.kafka import Topics, ensure_topics, kafka_admin, kafka_producer, wait_for_broker
 from shared.migrations import apply_migrations
 from shared.service import serve_http
+from shared.xapi import XapiVersion
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,8 @@ async def open_ingest(
                 send_timeout=settings.relay_send_timeout_seconds,
                 retry_max=settings.retry_max_seconds,
             )
-            intake = RawIntake(settings, archive, producer, topics, metrics)
+            profiles = TenantProfiles(pool, cache_seconds=settings.profile_cache_seconds)
+            intake = RawIntake(settings, archive, producer, topics, metrics, profiles=profiles)
 
             async def database() -> None:
                 await ping(pool)
@@ -111,6 +114,8 @@ async def open_ingest(
                 metrics=metrics,
                 salt=settings.learner_key_salt.get_secret_value(),
                 max_body=settings.max_body_bytes,
+                profiles=profiles,
+                fallback_version=XapiVersion(settings.http_fallback_version),
             )
             app = make_app(health, metrics, context)
             if start_relay:

@@ -37,7 +37,13 @@ class Archive:
         self._metrics.archive_latency.labels(channel).observe(time.perf_counter() - started)
         self._metrics.accepted.labels(tenant, channel).inc(len(result.inserted))
         self._metrics.batch_size.labels(channel).observe(len(items))
+        self._count_deviations(tenant, result.inserted)
         return result
+
+    def _count_deviations(self, tenant: str, inserted: Sequence[Prepared]) -> None:
+        for item in inserted:
+            for deviation in item.deviations:
+                self._metrics.lenient_deviations.labels(tenant, deviation.rule).inc()
 
     async def accept_records(
         self, tenant: str, records: Sequence[Sequence[Prepared]]
@@ -51,6 +57,7 @@ class Archive:
         started = time.perf_counter()
         outcomes: list[Exception | None] = [None] * len(records)
         inserted = 0
+        stored: list[Prepared] = []
         async with self._pool.acquire() as conn, conn.transaction():
             try:
                 async with conn.transaction():  # a savepoint: the fast path, all records at once
@@ -59,10 +66,12 @@ class Archive:
                         conn, tenant, items, Channel.KAFKA, self._notify
                     )
                 inserted = len(result.inserted)
+                stored = list(result.inserted)
             except (ConflictError, asyncpg.PostgresError) as exc:
                 if is_retriable(exc):
                     raise
                 inserted = 0
+                stored = []
                 for index, record in enumerate(records):
                     try:
                         async with conn.transaction():
@@ -70,10 +79,12 @@ class Archive:
                                 conn, tenant, record, Channel.KAFKA, self._notify
                             )
                         inserted += len(result.inserted)
+                        stored += result.inserted
                     except (ConflictError, asyncpg.PostgresError) as failure:
                         if is_retriable(failure):
                             raise
                         outcomes[index] = failure
         self._metrics.archive_latency.labels(Channel.KAFKA).observe(time.perf_counter() - started)
         self._metrics.accepted.labels(tenant, Channel.KAFKA).inc(inserted)
+        self._count_deviations(tenant, stored)
         return outcomes

@@ -1,8 +1,11 @@
-"""``python -m services.ingest.cli credentials create|list|revoke``: manage HTTP credentials.
+"""``python -m services.ingest.cli credentials create|list|revoke``: manage HTTP credentials;
+``python -m services.ingest.cli tenants set-profile|list``: per-tenant validation profiles.
 
 ``create --tenant acme --name lms1`` prints the Basic username (``acme.lms1``) and the generated
-secret, once; only its scrypt hash is stored. Reads ``DATABASE_URL`` and ``INGEST_DB_SCHEMA``
-like the service, and applies pending migrations first.
+secret, once; only its scrypt hash is stored. ``tenants set-profile --tenant acme --profile
+lenient`` makes the tenant's statements accept the documented deviations (see
+``shared.xapi.lenient``); tenants never set are ``strict``. Reads ``DATABASE_URL`` and
+``INGEST_DB_SCHEMA`` like the service, and applies pending migrations first.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from services.ingest.auth import new_credential, username_of
 from services.ingest.config import IngestSettings
 from shared.db import create_pool
 from shared.envelope import TENANT_PATTERN
+from shared.xapi import Profile
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a credential")
     revoke.add_argument("--tenant", required=True)
     revoke.add_argument("--name", required=True)
+    tenants = groups.add_parser("tenants", help="per-tenant settings")
+    tactions = tenants.add_subparsers(dest="action", required=True)
+    setp = tactions.add_parser("set-profile", help="set a tenant's validation profile")
+    setp.add_argument("--tenant", required=True)
+    setp.add_argument("--profile", required=True, choices=[p.value for p in Profile])
+    tlist = tactions.add_parser("list", help="tenants with a non-default setting")
+    tlist.set_defaults(tenant=None)
     return parser
 
 
@@ -78,6 +89,14 @@ async def run(argv: Sequence[str], settings: IngestSettings) -> int:
     ) as pool:
         await migrate(pool, settings.db_schema)
         async with pool.acquire() as conn:
+            if args.group == "tenants":
+                if args.action == "set-profile":
+                    await repo.set_profile(conn, args.tenant, Profile(args.profile))
+                    print(f"{args.tenant}: validation profile {args.profile}")
+                    return 0
+                for name, profile in await repo.list_profiles(conn):
+                    print(f"{name}\t{profile}")
+                return 0
             if args.action == "create":
                 return await _create(conn, args.tenant, args.name)
             if args.action == "list":

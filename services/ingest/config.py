@@ -32,6 +32,19 @@ class IngestSettings(ServiceSettings):
         pattern=r"^(1\.0\.[0-9]+|2\.0\.[0-9]+)$",
         description="xAPI version of raw Kafka records without an X-Experience-API-Version header.",
     )
+    http_fallback_version: str = Field(
+        default="2.0.0",
+        pattern=r"^(1\.0\.3|2\.0\.0)$",
+        description="X-Experience-API-Version sent back to a request that did not say which "
+        "version it speaks (e.g. the 400 for a missing header): the version most clients of "
+        "this deployment use.",
+    )
+    profile_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a tenant's validation profile is remembered (0: never); a "
+        "change made with the CLI takes effect within this time.",
+    )
     intake_enabled: bool = Field(
         default=True, description="Consume the raw per-tenant topics (xapi.raw.<tenant>)."
     )

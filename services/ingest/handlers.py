@@ -29,6 +29,7 @@ from shared.identity import IfiKind, learner_key
 from shared.xapi import (
     VOIDED_VERB,
     Agent,
+    Deviation,
     Group,
     Statement,
     StatementRef,
@@ -200,6 +201,28 @@ def _canonical_timestamp(value: str) -> str:
     return format_timestamp(parsed)
 
 
+_DURATION_SECONDS: Final = re.compile(r"(\d+)[.,](\d*)S$")
+
+
+def _canonical_duration(value: str) -> str:
+    """Seconds truncated to hundredths: "any precision beyond 0.01 second precision shall not be
+    included in the comparison" (xAPI 2.0 4.2.7)."""
+    match = _DURATION_SECONDS.search(value)
+    if match is None:
+        return value
+    fraction = match.group(2)[:2].rstrip("0")
+    seconds = f"{match.group(1)}.{fraction}S" if fraction else f"{match.group(1)}S"
+    return value[: match.start()] + seconds
+
+
+_STRING_CANONICAL: Final[dict[str, Any]] = {
+    "timestamp": _canonical_timestamp,
+    "stored": _canonical_timestamp,
+    "registration": str.lower,
+    "duration": _canonical_duration,
+}
+
+
 def _canonical(value: Any, key: str | None = None) -> Any:
     if key == "extensions":
         return value  # any JSON: compared as sent
@@ -213,12 +236,14 @@ def _canonical(value: Any, key: str | None = None) -> Any:
         if key == "member":
             items.sort(key=lambda v: orjson.dumps(v, option=orjson.OPT_SORT_KEYS))
         return items
-    if isinstance(value, str):
-        if key in ("timestamp", "stored"):
-            return _canonical_timestamp(value)
-        if key == "registration":
-            return value.lower()
+    if isinstance(value, str) and key in _STRING_CANONICAL:
+        return _STRING_CANONICAL[key](value)
     return value
+
+
+def canonical(value: Any) -> Any:
+    """``value`` (a statement or a part of one) in the form used for statement comparison."""
+    return _canonical(value)
 
 
 def content_hash(body: dict[str, Any]) -> str:
@@ -251,6 +276,8 @@ class Prepared:
     envelope: bytes
     key: bytes
     attachment_hashes: tuple[str, ...] = field(default=())
+    #: deviations the tenant's lenient profile accepted (kept on the archive row)
+    deviations: tuple[Deviation, ...] = field(default=())
 
 
 def prepare(
@@ -262,9 +289,10 @@ def prepare(
     authority: dict[str, Any],
     salt: str,
     statement_id: uuid.UUID | None = None,
+    deviations: tuple[Deviation, ...] = (),
 ) -> Prepared:
-    """Complete ``stmt`` as the LRS stores it (id, stored, authority, version) and build its
-    envelope. ``statement_id`` is used when the statement has no id of its own."""
+    """Complete ``stmt`` as the LRS stores it (id, stored, authority, version, timestamp) and
+    build its envelope. ``statement_id`` is used when the statement has no id of its own."""
     if stmt.id is not None:
         sid = uuid.UUID(stmt.id)
     elif statement_id is not None:
@@ -277,6 +305,10 @@ def prepare(
     body["stored"] = format_timestamp(stored)
     body["authority"] = authority
     body.setdefault("version", default_statement_version(version))
+    # compared as sent: a retry without timestamp must match, whatever its stored time
+    digest = content_hash(body)
+    # xAPI: "If not provided, the LRS should set timestamp to the value of stored"
+    body.setdefault("timestamp", body["stored"])
     actor = identify(stmt.actor, salt)
     event_id = event_id_for(tenant, sid)
     envelope = Envelope.new(
@@ -295,7 +327,7 @@ def prepare(
         statement=stmt,
         statement_id=sid,
         body=body,
-        content_hash=content_hash(body),
+        content_hash=digest,
         actor=actor,
         verb_id=stmt.verb.id,
         voids=voids,
@@ -304,6 +336,7 @@ def prepare(
         envelope=envelope.to_bytes(),
         key=envelope.key,
         attachment_hashes=tuple(a.sha2 for a in stmt.attachments or ()),
+        deviations=deviations,
     )
 
 
@@ -315,8 +348,18 @@ def prepare_all(
     stored: datetime,
     authority: dict[str, Any],
     salt: str,
+    deviations: Sequence[tuple[Deviation, ...]] = (),
 ) -> list[Prepared]:
+    found = list(deviations) or [()] * len(statements)
     return [
-        prepare(s, tenant=tenant, version=version, stored=stored, authority=authority, salt=salt)
-        for s in statements
+        prepare(
+            s,
+            tenant=tenant,
+            version=version,
+            stored=stored,
+            authority=authority,
+            salt=salt,
+            deviations=d,
+        )
+        for s, d in zip(statements, found, strict=True)
     ]

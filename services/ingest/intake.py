@@ -8,6 +8,8 @@
   (2.0.0) applies.
 * Statements without an id get ``uuid5(topic|partition|offset|index)``: a replayed record
   yields the same ids, so it adds no row and no event (the archive is idempotent by id).
+* The tenant's validation profile applies (``strict``, or ``lenient``: documented deviations
+  repaired and recorded on the archive row, see ``shared.xapi.lenient``).
 * Valid records are archived (and queued in the outbox) in one transaction per polled batch;
   offsets are committed only after that transaction commits (and after dead-letters are
   acked). An invalid record, or one whose id is stored with other content, goes to
@@ -42,9 +44,16 @@ from services.ingest.handlers import (
     raw_statement_id,
 )
 from services.ingest.metrics import IngestMetrics
+from services.ingest.profiles import TenantProfiles
 from shared.errors import is_retriable
 from shared.kafka import Topics, kafka_consumer
-from shared.xapi import StatementValidationError, Violation, XapiVersion, parse_statements
+from shared.xapi import (
+    Profile,
+    StatementValidationError,
+    Violation,
+    XapiVersion,
+    parse_statements_profiled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +100,15 @@ class RawIntake:
         producer: AIOKafkaProducer,
         topics: Topics,
         metrics: IngestMetrics,
+        *,
+        profiles: TenantProfiles | None = None,
     ) -> None:
         self._settings = settings
         self._archive = archive
         self._producer = producer
         self._topics = topics
         self._metrics = metrics
+        self._profiles = profiles
         self._salt = settings.learner_key_salt.get_secret_value()
         self._default_version = parse_version(settings.raw_default_version)
         self._task: asyncio.Task[None] | None = None
@@ -151,12 +163,14 @@ class RawIntake:
                 )
                 await self._pause(attempt)
 
-    def _parse(self, tenant: str, record: ConsumerRecord[Any, Any]) -> list[Prepared] | Rejected:
+    def _parse(
+        self, tenant: str, record: ConsumerRecord[Any, Any], profile: Profile = Profile.STRICT
+    ) -> list[Prepared] | Rejected:
         if record.value is None:
             return Rejected(record, "invalid_statement", "null_value")
         try:
             version = record_version(record, self._default_version)
-            statements = parse_statements(record.value, version=version)
+            statements = parse_statements_profiled(record.value, version=version, profile=profile)
             stored = datetime.now(UTC)
             authority = authority_for(tenant, RAW_AUTHORITY_NAME)
             return [
@@ -170,8 +184,9 @@ class RawIntake:
                     statement_id=raw_statement_id(
                         record.topic, record.partition, record.offset, index
                     ),
+                    deviations=found,
                 )
-                for index, stmt in enumerate(statements)
+                for index, (stmt, found) in enumerate(statements)
             ]
         except StatementValidationError as exc:
             rule = exc.violations[0].rule if exc.violations else "invalid"
@@ -189,11 +204,14 @@ class RawIntake:
         tenant = self._topics.tenant_of_raw(tp.topic)
         rejected: list[Rejected] = []
         good: list[tuple[ConsumerRecord[Any, Any], list[Prepared]]] = []
+        profile = Profile.STRICT
+        if tenant is not None and self._profiles is not None:
+            profile = await self._profiles.get(tenant)
         for record in records:
             if tenant is None:
                 rejected.append(Rejected(record, "unknown_topic", "topic"))
                 continue
-            parsed = self._parse(tenant, record)
+            parsed = self._parse(tenant, record, profile)
             if isinstance(parsed, Rejected):
                 rejected.append(parsed)
             else:

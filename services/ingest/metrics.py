@@ -25,6 +25,12 @@ class IngestMetrics(BaseMetrics):
             ["tenant", "channel", "rule"],
             registry=registry,
         )
+        self.lenient_deviations = Counter(
+            self.name("lenient_deviations"),
+            "Deviations accepted by a tenant's lenient validation profile, by rule",
+            ["tenant", "rule"],
+            registry=registry,
+        )
         self.batch_size = Histogram(
             self.name("batch_size_statements"),
             "Statements per accepted request or raw record",

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import orjson
+
 from services.ingest.errors import ConflictError
 from services.ingest.handlers import Prepared
-from shared.xapi import VOIDED_VERB
+from shared.xapi import VOIDED_VERB, Profile
 
 if TYPE_CHECKING:
     import asyncpg
@@ -34,10 +36,11 @@ class StoreResult:
 
 _INSERT_STATEMENTS = """
 INSERT INTO statements
-    (tenant, statement_id, body, content_hash, learner_key, verb_id, event_id, channel, stored)
-SELECT $1, u.sid, u.body, u.hash, u.lk, u.verb, u.eid, $2, u.stored
+    (tenant, statement_id, body, content_hash, learner_key, verb_id, event_id, channel, stored,
+     deviations)
+SELECT $1, u.sid, u.body, u.hash, u.lk, u.verb, u.eid, $2, u.stored, u.dev::jsonb
 FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::uuid[],
-            $9::timestamptz[]) AS u(sid, body, hash, lk, verb, eid, stored)
+            $9::timestamptz[], $10::text[]) AS u(sid, body, hash, lk, verb, eid, stored, dev)
 ON CONFLICT (tenant, statement_id) DO NOTHING
 RETURNING statement_id
 """
@@ -102,6 +105,11 @@ async def store_statements(
         [p.verb_id for p in fresh],
         [p.event_id for p in fresh],
         [p.stored for p in fresh],
+        # JSON text: a list per row would read as a second array dimension
+        [
+            orjson.dumps([d.as_json() for d in p.deviations]).decode() if p.deviations else None
+            for p in fresh
+        ],
     )
     inserted_ids = {r["statement_id"] for r in rows}
     existing = [p for p in fresh if p.statement_id not in inserted_ids]
@@ -186,6 +194,62 @@ async def fetch_statement(
     if row is None:
         return None
     return row["body"], row["stored"]
+
+
+_LIST = (
+    "SELECT body, stored, statement_id FROM statements WHERE tenant = $1 AND NOT voided"
+    " AND ($2::timestamptz IS NULL OR (stored, statement_id) {cmp} ($2, $3::uuid))"
+    " ORDER BY stored {order}, statement_id {order} LIMIT $4"
+)
+_LIST_ASC = _LIST.format(cmp=">", order="ASC")
+_LIST_DESC = _LIST.format(cmp="<", order="DESC")
+
+
+async def list_statements(
+    conn: Conn,
+    tenant: str,
+    *,
+    limit: int,
+    ascending: bool,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[tuple[dict[str, Any], datetime, uuid.UUID]]:
+    """Up to ``limit`` statements of ``tenant`` that are not voided, by ``stored`` (newest
+    first unless ``ascending``), starting after the ``(stored, id)`` cursor ``after``."""
+    rows = await conn.fetch(
+        _LIST_ASC if ascending else _LIST_DESC,
+        tenant,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [(r["body"], r["stored"], r["statement_id"]) for r in rows]
+
+
+# --- tenant settings ---------------------------------------------------------------------------
+
+
+async def fetch_profile(conn: Conn, tenant: str) -> Profile:
+    value = await conn.fetchval(
+        "SELECT validation_profile FROM tenant_settings WHERE tenant = $1", tenant
+    )
+    return Profile(value) if value is not None else Profile.STRICT
+
+
+async def set_profile(conn: Conn, tenant: str, profile: Profile) -> None:
+    await conn.execute(
+        "INSERT INTO tenant_settings (tenant, validation_profile) VALUES ($1, $2)"
+        " ON CONFLICT (tenant) DO UPDATE SET validation_profile = EXCLUDED.validation_profile,"
+        " updated_at = now()",
+        tenant,
+        str(profile),
+    )
+
+
+async def list_profiles(conn: Conn) -> list[tuple[str, str]]:
+    rows = await conn.fetch(
+        "SELECT tenant, validation_profile FROM tenant_settings ORDER BY tenant"
+    )
+    return [(r["tenant"], r["validation_profile"]) for r in rows]
 
 
 # --- credentials -------------------------------------------------------------------------------

@@ -1,12 +1,18 @@
-"""The xAPI HTTP resources: ``/xapi/statements`` (POST, PUT, GET by id) and ``/xapi/about``,
-mounted on the shared ops app (``/healthz``, ``/readyz``, ``/metrics``).
+"""The xAPI HTTP resources: ``/xapi/statements`` (POST, PUT, GET by id or an unfiltered
+listing), ``/xapi/about`` and ``/xapi/activities`` (GET by activityId), mounted on the shared ops
+app (``/healthz``, ``/readyz``, ``/metrics``). The other xAPI resources (agents, the document
+resources) answer 501 to a well-formed request, and 400 without ``X-Experience-API-Version``.
 
-Every response carries ``X-Experience-API-Version``; every refusal is JSON
-``{"error", "rule", "violations": [{"path", "rule", "message"}]}`` with a 4xx status.
+Every response carries ``X-Experience-API-Version`` (the request's version family, else the
+configured fallback); every refusal is JSON
+``{"error", "rule", "violations": [{"path", "rule", "message"}]}`` with a 4xx/5xx status.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,16 +46,21 @@ from services.ingest.handlers import (
     response_version,
 )
 from services.ingest.metrics import IngestMetrics
-from services.ingest.repository import fetch_statement
+from services.ingest.profiles import TenantProfiles
+from services.ingest.repository import fetch_statement, list_statements
+from services.ingest.signatures import check_signatures
 from shared.health import Health
 from shared.http import Handler, ops_app
 from shared.xapi import (
+    Deviation,
+    Profile,
     Statement,
     StatementValidationError,
     XapiVersion,
     parse_statement,
-    parse_statements,
+    parse_statements_profiled,
 )
+from shared.xapi.primitives import IRI_PATTERN
 
 SUPPORTED_VERSIONS: Final = ["1.0.3", "2.0.0"]
 _QUERY_PARAMS: Final = frozenset(
@@ -57,6 +68,14 @@ _QUERY_PARAMS: Final = frozenset(
      "since", "until", "limit", "ascending", "format", "attachments"}
 )  # fmt: skip
 _SINGLE_EXTRAS: Final = frozenset({"format", "attachments"})
+#: parameters of the unfiltered listing (``cursor`` is ours: the ``more`` link)
+_LISTING_PARAMS: Final = frozenset({"limit", "ascending", "format", "attachments", "cursor"})
+LISTING_MAX: Final = 100
+#: xAPI resources this intake service does not implement (answered 501)
+_OTHER_RESOURCES: Final = frozenset(
+    {"activities/profile", "activities/state", "agents", "agents/profile"}
+)
+_IRI: Final = re.compile(IRI_PATTERN)
 _BODY_TYPES: Final = frozenset({"application/json", "multipart/mixed"})
 
 
@@ -68,6 +87,9 @@ class IngestContext:
     metrics: IngestMetrics
     salt: str
     max_body: int
+    profiles: TenantProfiles | None = None
+    #: version sent back when the request did not (validly) say which it speaks
+    fallback_version: XapiVersion = XapiVersion.V2_0
 
 
 CONTEXT_KEY: Final = web.AppKey("ingest", IngestContext)
@@ -91,7 +113,10 @@ async def xapi_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def version_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers[VERSION_HEADER] = response_version(request.get(VERSION_KEY))
+    version = request.get(VERSION_KEY)
+    if version is None:
+        version = request.app[CONTEXT_KEY].fallback_version
+    response.headers[VERSION_HEADER] = response_version(version)
 
 
 async def about(_: web.Request) -> web.Response:
@@ -143,13 +168,30 @@ def _only_params(ctx: IngestContext, tenant: str, xreq: XapiRequest, allowed: se
         raise BadRequestError(f"unexpected parameters: {', '.join(unknown)}", rule="params.unknown")
 
 
+async def _profile(ctx: IngestContext, tenant: str) -> Profile:
+    return Profile.STRICT if ctx.profiles is None else await ctx.profiles.get(tenant)
+
+
 def _parse(
-    ctx: IngestContext, tenant: str, version: XapiVersion, body: bytes, *, single: bool
-) -> list[Statement]:
+    ctx: IngestContext,
+    tenant: str,
+    version: XapiVersion,
+    body: bytes,
+    *,
+    single: bool,
+    profile: Profile = Profile.STRICT,
+) -> list[tuple[Statement, tuple[Deviation, ...]]]:
     try:
+        if single and profile is Profile.STRICT:
+            return [(parse_statement(body, version=version), ())]
+        data: Any = body
         if single:
-            return [parse_statement(body, version=version)]
-        return parse_statements(body, version=version)
+            data = orjson.loads(body) if body.strip()[:1] == b"{" else body
+            if not isinstance(data, dict):
+                return [(parse_statement(body, version=version), ())]  # raises
+        return parse_statements_profiled(data, version=version, profile=profile)
+    except orjson.JSONDecodeError:
+        return [(parse_statement(body, version=version), ())]  # raises the json.invalid error
     except StatementValidationError as exc:
         rule = exc.violations[0].rule if exc.violations else "invalid"
         _reject(ctx, tenant, rule)
@@ -184,10 +226,15 @@ def _attachments(
 
 
 async def _archive(
-    ctx: IngestContext, tenant: str, prepared: Sequence[Prepared], parts: list[AttachmentPart]
+    ctx: IngestContext,
+    tenant: str,
+    version: XapiVersion,
+    prepared: Sequence[Prepared],
+    parts: list[AttachmentPart],
 ) -> None:
     try:
         attachments = _attachments(prepared, parts)
+        check_signatures([p.statement for p in prepared], parts, version)
         await ctx.archive.accept(tenant, prepared, Channel.HTTP, attachments)
     except IngestError as exc:
         _reject(ctx, tenant, exc.rule)
@@ -210,16 +257,18 @@ async def post_statements(
     ctx: IngestContext, who: Principal, version: XapiVersion, xreq: XapiRequest
 ) -> web.Response:
     _only_params(ctx, who.tenant, xreq, set())
-    parsed = _parse(ctx, who.tenant, version, xreq.body, single=False)
+    profile = await _profile(ctx, who.tenant)
+    parsed = _parse(ctx, who.tenant, version, xreq.body, single=False, profile=profile)
     prepared = prepare_all(
-        parsed,
+        [stmt for stmt, _ in parsed],
         tenant=who.tenant,
         version=version,
         stored=datetime.now(UTC),
         authority=authority_for(who.tenant, who.name),
         salt=ctx.salt,
+        deviations=[found for _, found in parsed],
     )
-    await _archive(ctx, who.tenant, prepared, xreq.parts)
+    await _archive(ctx, who.tenant, version, prepared, xreq.parts)
     return _json([str(p.statement_id) for p in prepared])
 
 
@@ -232,7 +281,8 @@ async def put_statement(
         _reject(ctx, who.tenant, "statementId.missing")
         raise BadRequestError("PUT needs the statementId parameter", rule="statementId.missing")
     sid = _statement_id(raw_id, "statementId")
-    [stmt] = _parse(ctx, who.tenant, version, xreq.body, single=True)
+    profile = await _profile(ctx, who.tenant)
+    [(stmt, found)] = _parse(ctx, who.tenant, version, xreq.body, single=True, profile=profile)
     if stmt.id is not None and uuid.UUID(stmt.id) != sid:
         _reject(ctx, who.tenant, "statementId.mismatch")
         raise BadRequestError(
@@ -247,8 +297,9 @@ async def put_statement(
         authority=authority_for(who.tenant, who.name),
         salt=ctx.salt,
         statement_id=sid,
+        deviations=found,
     )
-    await _archive(ctx, who.tenant, [prepared], xreq.parts)
+    await _archive(ctx, who.tenant, version, [prepared], xreq.parts)
     return web.Response(status=204)
 
 
@@ -256,14 +307,17 @@ async def get_statements(
     ctx: IngestContext, who: Principal, _: XapiVersion, xreq: XapiRequest
 ) -> web.Response:
     params = xreq.params
+    consistent = {"X-Experience-API-Consistent-Through": format_timestamp(datetime.now(UTC))}
     single = [p for p in ("statementId", "voidedStatementId") if p in params]
     if not single:
-        _only_params(ctx, who.tenant, xreq, set(_QUERY_PARAMS))
-        raise NotImplementedYetError(
-            "statement queries are not implemented; GET one statement by statementId or "
-            "voidedStatementId",
-            rule="query.not_implemented",
-        )
+        _only_params(ctx, who.tenant, xreq, set(_QUERY_PARAMS) | {"cursor"})
+        if set(params) - _LISTING_PARAMS:
+            raise NotImplementedYetError(
+                "statement queries with filters are not implemented; GET one statement by "
+                "statementId or voidedStatementId, or the unfiltered listing (limit, ascending)",
+                rule="query.not_implemented",
+            )
+        return await _listing(ctx, who, xreq, consistent)
     if len(single) > 1 or set(params) - set(single) - _SINGLE_EXTRAS:
         raise BadRequestError(
             "statementId or voidedStatementId go alone (format and attachments aside)",
@@ -274,15 +328,101 @@ async def get_statements(
     async with ctx.pool.acquire() as conn:
         found = await fetch_statement(conn, who.tenant, sid, voided=param == "voidedStatementId")
     if found is None:
-        raise NotFoundError(f"no statement {sid}", rule="not_found")
+        error = NotFoundError(f"no statement {sid}", rule="not_found")
+        return _json(error.body(), error.status, consistent)
     body, stored = found
-    now = datetime.now(UTC)
     return _json(
         body,
         headers={
             "Last-Modified": format_datetime(stored.astimezone(UTC), usegmt=True),
-            "X-Experience-API-Consistent-Through": format_timestamp(now),
+            **consistent,
         },
+    )
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    value = params.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise BadRequestError(f"{name} must be true or false", rule=f"{name}.invalid")
+    return value == "true"
+
+
+def _cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if value is None:
+        return None
+    try:
+        stored, sid = base64.urlsafe_b64decode(value.encode()).decode().split("|")
+        return datetime.fromisoformat(stored), uuid.UUID(sid)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequestError("cursor is not one this LRS issued", rule="cursor.invalid") from None
+
+
+async def _listing(
+    ctx: IngestContext, who: Principal, xreq: XapiRequest, headers: dict[str, str]
+) -> web.Response:
+    """The unfiltered statement listing: a StatementResult of the tenant's statements that are
+    not voided, newest ``stored`` first (``ascending=true``: oldest first), ``limit`` at a time
+    (0 or absent: :data:`LISTING_MAX`), with a ``more`` link while more remain."""
+    params = xreq.params
+    if params.get("format", "exact") != "exact" or _flag(params, "attachments"):
+        raise NotImplementedYetError(
+            "only format=exact without attachments is implemented", rule="query.not_implemented"
+        )
+    try:
+        limit = int(params.get("limit", "0"))
+    except ValueError:
+        raise BadRequestError("limit must be an integer >= 0", rule="limit.invalid") from None
+    if limit < 0:
+        raise BadRequestError("limit must be an integer >= 0", rule="limit.invalid")
+    limit = min(limit or LISTING_MAX, LISTING_MAX)
+    ascending = _flag(params, "ascending")
+    async with ctx.pool.acquire() as conn:
+        rows = await list_statements(
+            conn,
+            who.tenant,
+            limit=limit + 1,
+            ascending=ascending,
+            after=_cursor(params.get("cursor")),
+        )
+    more = ""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        _, stored, sid = rows[-1]
+        token = base64.urlsafe_b64encode(f"{stored.isoformat()}|{sid}".encode()).decode()
+        query = f"limit={limit}&ascending={str(ascending).lower()}&cursor={token}"
+        more = f"/xapi/statements?{query}"
+    return _json({"statements": [body for body, _, _ in rows], "more": more}, headers=headers)
+
+
+async def activities(request: web.Request) -> web.Response:
+    """``GET /xapi/activities?activityId=``: the Activity object. No canonical definitions
+    are kept, so it is the id alone (the spec's answer for an Activity without one)."""
+    ctx = request.app[CONTEXT_KEY]
+    _version(request, request.headers)
+    await ctx.auth.authenticate(request.headers.get("Authorization"))
+    unknown = set(request.query) - {"activityId"}
+    if unknown:
+        raise BadRequestError(
+            f"unexpected parameters: {', '.join(sorted(unknown))}", rule="params.unknown"
+        )
+    activity_id = request.query.get("activityId")
+    if not activity_id:
+        raise BadRequestError("activityId is required", rule="activityId.missing")
+    if not _IRI.match(activity_id):
+        raise BadRequestError("activityId must be an IRI", rule="activityId.invalid")
+    return _json({"objectType": "Activity", "id": activity_id})
+
+
+async def other_resource(request: web.Request) -> web.Response:
+    """The xAPI resources ingest does not serve: 400 without a version header (as every
+    resource but about), 401 without credentials, else 501."""
+    ctx = request.app[CONTEXT_KEY]
+    _version(request, request.headers)
+    await ctx.auth.authenticate(request.headers.get("Authorization"))
+    raise NotImplementedYetError(
+        f"the xAPI resource /xapi/{request.match_info['resource']} is not implemented by "
+        "this intake service",
+        rule="resource.not_implemented",
     )
 
 
@@ -303,4 +443,8 @@ def make_app(health: Health, metrics: IngestMetrics, context: IngestContext) -> 
     app.router.add_get("/xapi/statements", statements)
     app.router.add_post("/xapi/statements", statements)
     app.router.add_put("/xapi/statements", statements)
+    app.router.add_get("/xapi/activities", activities)
+    resource = "/xapi/{resource:" + "|".join(sorted(_OTHER_RESOURCES)) + "}"
+    for method in ("GET", "PUT", "POST", "DELETE"):
+        app.router.add_route(method, resource, other_resource)
     return app

@@ -9,12 +9,24 @@ from shared.xapi.actors import Account, Actor, Agent, Group, learner_ifi
 from shared.xapi.api import parse_statement, parse_statements, statement_to_json
 from shared.xapi.context import Context, ContextActivities, ContextAgent, ContextGroup
 from shared.xapi.errors import StatementValidationError, Violation
+from shared.xapi.lenient import LENIENT_RULES, Deviation, Profile, parse_statements_profiled
 from shared.xapi.objects import Activity, ActivityDefinition, InteractionComponent, StatementRef
 from shared.xapi.primitives import XapiVersion
 from shared.xapi.results import Result, Score
-from shared.xapi.statement import VOIDED_VERB, Attachment, Statement, SubStatement, Verb
+from shared.xapi.statement import (
+    SIGNATURE_CONTENT_TYPE,
+    SIGNATURE_USAGE,
+    VOIDED_VERB,
+    Attachment,
+    Statement,
+    SubStatement,
+    Verb,
+)
 
 __all__ = [
+    "LENIENT_RULES",
+    "SIGNATURE_CONTENT_TYPE",
+    "SIGNATURE_USAGE",
     "VOIDED_VERB",
     "Account",
     "Activity",
@@ -26,8 +38,10 @@ __all__ = [
     "ContextActivities",
     "ContextAgent",
     "ContextGroup",
+    "Deviation",
     "Group",
     "InteractionComponent",
+    "Profile",
     "Result",
     "Score",
     "Statement",
@@ -40,5 +54,6 @@ __all__ = [
     "learner_ifi",
     "parse_statement",
     "parse_statements",
+    "parse_statements_profiled",
     "statement_to_json",
 ]

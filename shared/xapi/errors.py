@@ -86,7 +86,7 @@ _MESSAGES: Final[dict[str, str]] = {
     "language_tag": "must be an RFC 5646 language tag (e.g. 'en-US')",
     "duration.iso8601": "must be an ISO 8601 duration (e.g. 'PT1H30M5.2S')",
     "content_type": "must be a MIME type (type/subtype)",
-    "version": "must be an xAPI version string 1.0.x or 2.0.x",
+    "version": "must be an xAPI version string 1.0, 1.0.x, 2.0 or 2.0.x",
     "value.empty": "must not be empty",
     "list.empty": "list must not be empty",
     "attachment.length": "attachment length must be an integer >= 0",

@@ -122,7 +122,8 @@ CONTENT_TYPE_PATTERN: Final = (
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}"
     r"(?:\s*;\s*[A-Za-z0-9!#$&^_.+\-]+=(?:[^;\s\"]+|\"[^\"]*\"))*$"
 )
-VERSION_PATTERN: Final = r"^[12]\.0\.[0-9]+$"
+#: ``1.0``/``1.0.x`` (and ``2.0``/``2.0.x``): the spec rejects "anything but 1.0 or 1.0.x".
+VERSION_PATTERN: Final = r"^[12]\.0(?:\.[0-9]+)?$"
 
 #: pattern text -> rule id, used to translate ``string_pattern_mismatch``.
 PATTERN_RULES: Final[dict[str, str]] = {

@@ -27,6 +27,8 @@ from shared.xapi.primitives import (
 from shared.xapi.results import Result
 
 __all__ = [
+    "SIGNATURE_CONTENT_TYPE",
+    "SIGNATURE_USAGE",
     "VOIDED_VERB",
     "Attachment",
     "Statement",
@@ -37,6 +39,9 @@ __all__ = [
 ]
 
 VOIDED_VERB: Final = "http://adlnet.gov/expapi/verbs/voided"
+#: usageType of a JWS statement signature (xAPI 1.0.3 Data 2.6, 2.0 4.4)
+SIGNATURE_USAGE: Final = "http://adlnet.gov/expapi/attachments/signature"
+SIGNATURE_CONTENT_TYPE: Final = "application/octet-stream"
 _SUBSTATEMENT_FORBIDDEN: Final = ("id", "stored", "version", "authority")
 
 
@@ -57,6 +62,19 @@ class Attachment(XapiModel):
     length: int = Field(ge=0)
     sha2: Sha2Hex
     file_url: IRL | None = Field(default=None, alias="fileUrl")
+
+    @model_validator(mode="after")
+    def _signature_type(self) -> Attachment:
+        if (
+            self.usage_type == SIGNATURE_USAGE
+            and self.content_type.split(";", 1)[0].strip().lower() != SIGNATURE_CONTENT_TYPE
+        ):
+            raise violation(
+                "attachment.signature_content_type",
+                f"a signature attachment must have contentType {SIGNATURE_CONTENT_TYPE}",
+                "contentType",
+            )
+        return self
 
 
 def _object_tag(value: Any) -> str:
@@ -195,7 +213,9 @@ class Statement(XapiModel):
         if (
             self.version is not None
             and version_of(info) is XapiVersion.V1_0_3
-            and not self.version.startswith("1.0.")
+            and not self.version.startswith("1.0")
         ):
-            raise violation("version", "version must be 1.0.x for xAPI 1.0.3 statements", "version")
+            raise violation(
+                "version", "version must be 1.0 or 1.0.x for xAPI 1.0.3 statements", "version"
+            )
         return self

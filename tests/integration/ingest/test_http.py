@@ -273,7 +273,7 @@ async def test_multipart_attachments_are_checked_and_stored(start_ingest: StartI
     payload = b"certificate of completion"
     sha2 = hashlib.sha256(payload).hexdigest()
     attachment = {
-        "usageType": "http://adlnet.gov/expapi/attachments/signature",
+        "usageType": "http://id.tincanapi.com/attachment/certificate_of_completion",
         "display": {"en-US": "certificate"},
         "contentType": "text/plain",
         "length": len(payload),

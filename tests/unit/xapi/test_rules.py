@@ -19,6 +19,7 @@ from tests.unit.xapi.samples import (
     JsonPath,
     apply_change,
     assert_violation,
+    with_value,
 )
 
 V1 = XapiVersion.V1_0_3
@@ -26,6 +27,7 @@ V2 = XapiVersion.V2_0
 
 STATEMENT_REF = {"objectType": "StatementRef", "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee"}
 AGENT_B = {"mbox": "mailto:b@example.edu"}
+SUPPORTING_MEDIA = "http://id.tincanapi.com/attachment/supporting_media"
 
 
 # (base, path to change, new value or DEL, version, expected violation path, rule)
@@ -389,8 +391,12 @@ VALID: list[Any] = [
         COMPLETED, ("object",), {"objectType": "Agent", "mbox": "mailto:b@x.org"}, id="agent-object"
     ),
     pytest.param(ANSWERED, ("version",), "1.0.0", id="version-1.0.0"),
+    # the spec (and the conformance suite) reject "anything but 1.0 or 1.0.x"
+    pytest.param(ANSWERED, ("version",), "1.0", id="version-1.0-short"),
+    pytest.param(ANSWERED, ("version",), "1.0.9", id="version-1.0.9"),
     pytest.param(
-        WITH_ATTACHMENT,
+        # not the signature usageType, which requires application/octet-stream
+        with_value(WITH_ATTACHMENT, ("attachments", 0, "usageType"), SUPPORTING_MEDIA),
         ("attachments", 0, "contentType"),
         "text/plain; charset=utf-8",
         id="content-type-params",
@@ -405,6 +411,10 @@ def test_valid_variants_parse(base: dict[str, Any], path: JsonPath, value: Any) 
     doc = apply_change(base, path, value)
     parse_statement(doc, version=V1)
     parse_statement(doc, version=V2)
+
+
+def test_version_2_0_short_accepted_under_2_0() -> None:
+    assert parse_statement({**ANSWERED, "version": "2.0"}, version=V2).version == "2.0"
 
 
 def test_version_2_accepted_only_under_2_0() -> None:

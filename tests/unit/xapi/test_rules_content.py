@@ -385,7 +385,8 @@ INVALID: list[Any] = [
         ANSWERED, ("version",), "2.0.0", V1, "$.version", "version", id="version-2-under-1.0.3"
     ),
     pytest.param(ANSWERED, ("version",), "1.1.0", V2, "$.version", "version", id="version-1.1"),
-    pytest.param(ANSWERED, ("version",), "1.0", V2, "$.version", "version", id="version-short"),
+    pytest.param(ANSWERED, ("version",), "1", V2, "$.version", "version", id="version-short"),
+    pytest.param(ANSWERED, ("version",), "2.0", V1, "$.version", "version", id="version-2.0-v1"),
     # --- attachments ------------------------------------------------------------------------------
     pytest.param(
         WITH_ATTACHMENT,
@@ -449,6 +450,15 @@ INVALID: list[Any] = [
         "$.attachments[0].fileUrl",
         "iri.scheme",
         id="file-url",
+    ),
+    pytest.param(
+        WITH_ATTACHMENT,
+        ("attachments", 0, "contentType"),
+        "text/plain; charset=ascii",
+        V2,
+        "$.attachments[0].contentType",
+        "attachment.signature_content_type",
+        id="signature-content-type",
     ),
 ]
 
