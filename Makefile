@@ -12,7 +12,7 @@ INFRA := deploy/local/infra.sh
 WITH_INFRA = eval "$$($(INFRA) env)" &&
 PYTEST_ARGS ?=
 
-.PHONY: help install infra-up infra-down infra-status infra-reset lint format typecheck \
+.PHONY: help install browser infra-up infra-down infra-status infra-reset lint format typecheck \
         test test-unit test-integration config-table clean
 
 help: ## list the commands
@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project with its test extras
+
+browser: ## install Debian's Chromium for the browser tests (once)
+	@deploy/local/browser.sh
 
 infra-up: ## start Kafka (KRaft) and PostgreSQL on 127.0.0.1, or check the external ones
 	@$(INFRA) up
@@ -51,13 +54,13 @@ format: $(STAMP) ## ruff: fix what can be fixed and reformat
 typecheck: $(STAMP) ## mypy --strict on shared, services and tests
 	$(BIN)/mypy
 
-test: $(STAMP) infra-up lint typecheck ## THE test command: install, start servers, ruff, mypy, all tests
+test: $(STAMP) infra-up browser lint typecheck ## THE test command: install, start servers, ruff, mypy, all tests
 	$(WITH_INFRA) $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## unit tests only (no servers needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP) infra-up ## integration and end-to-end tests against the real servers
+test-integration: $(STAMP) infra-up browser ## integration and end-to-end tests against the real servers
 	$(WITH_INFRA) $(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 config-table: $(STAMP) ## rewrite the configuration table in README.md from the settings classes

@@ -7,6 +7,7 @@ comma-separated -- and ``learner``; ``sort`` = ``[-]last_seen_at|first_seen_at|u
 created_at|severity|kind|status``; ``limit`` 1..200, ``offset``); ``GET /api/alerts/{id}``
 (with evidence and history); ``POST /api/alerts/{id}/acknowledge|resolve|assign|snooze``.
 An alert outside the token's tenant or team answers 404, exactly like one that does not exist.
+The inbox page (``/inbox``) is served by :mod:`services.alerts.inbox`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from services.alerts import inbox
 from services.alerts import repository as repo
 from services.alerts import staff_repository as staff_repo
 from services.alerts.changes import Changes, Outcome
@@ -217,4 +219,5 @@ def make_app(health: Health, metrics: AlertsMetrics, context: AlertsContext) -> 
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_get("/api/alerts/{alert_id}", get_alert)
     app.router.add_post("/api/alerts/{alert_id}/{action:acknowledge|resolve|assign|snooze}", action)
+    inbox.add_routes(app)
     return app
