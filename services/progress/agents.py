@@ -1,0 +1,124 @@
+"""The Faust side of the worker: app, table, topics and one thin agent.
+
+The agent reads statements with manual acknowledgement and hands each to the
+:class:`~services.progress.pipeline.Pipeline`, which applies it, seals batches, projects them
+and acknowledges their events only once every effect is durable (at-least-once, every effect
+idempotent). Poison messages go to the dead-letter topic with their reason.
+
+The table (``learners``) is keyed by the source message key ``"<tenant>|<learner_key>"`` and
+uses the producer's partitioner for its changelog, so changelog partition = source partition
+(both hashed by the same key and partitioner) and a worker recovers exactly the learners of the
+partitions it is assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from services.progress.handlers import Processor
+from services.progress.metrics import ProgressMetrics
+from services.progress.pipeline import Pipeline
+from services.progress.projection import Projector
+from shared.kafka import Topics
+from shared.streaming import make_faust_app, raw_topic
+
+log = logging.getLogger(__name__)
+
+TABLE = "learners"
+
+
+@dataclass
+class Worker:
+    app: faust.App
+    table: Any  # faust.Table[bytes, bytes]
+    processor: Processor
+    projector: Projector
+    pipeline: Pipeline
+    source_topic: str
+
+
+def build_worker(
+    *,
+    app_id: str,
+    bootstrap: str,
+    topics: Topics,
+    processor: Processor,
+    projector: Projector,
+    metrics: ProgressMetrics,
+    batch_max: int = 1000,
+    batch_within: float = 0.2,
+    data_dir: str | None = None,
+    group_instance_id: str | None = None,
+) -> Worker:
+    """A new, unstarted worker (an app object runs once: build a new one to run again)."""
+    app = make_faust_app(
+        app_id,
+        bootstrap=bootstrap,
+        topic_prefix=topics.prefix,
+        partitions=topics.partitions,
+        data_dir=data_dir,
+        group_instance_id=group_instance_id,
+        # the batch ends with a flush: bigger produce requests instead of one per message
+        producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
+    )
+    table = app.Table(
+        TABLE,
+        default=None,
+        key_type=bytes,
+        value_type=bytes,  # the app's serializers are raw (make_faust_app)
+        partitions=topics.partitions,
+        use_partitioner=True,
+    )
+    source = raw_topic(app, topics.statements, topics.partitions)
+    # declared so Faust knows them; sent to through the producer directly (cheaper per message)
+    raw_topic(app, topics.progress_updates, topics.partitions)
+    raw_topic(app, topics.deadletter, 1)
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        # the producer is built lazily by Faust: look it up at call time
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    async def flush_producer() -> None:
+        await app.producer.flush()
+
+    pipeline = Pipeline(
+        table=table,
+        processor=processor,
+        projector=projector,
+        metrics=metrics,
+        send=send,
+        flush_producer=flush_producer,
+        updates_topic=topics.progress_updates,
+        deadletter_topic=topics.deadletter,
+        batch_max=batch_max,
+        within=batch_within,
+    )
+
+    async def timer() -> None:
+        try:
+            while True:
+                await asyncio.sleep(pipeline.within / 2)
+                await pipeline.tick()
+        except Exception as exc:
+            await app.crash(exc)  # readiness reports it; the process should be restarted
+            raise
+
+    async def process(stream: Any) -> None:
+        manual = stream.noack()  # acknowledged by the pipeline once a batch is durable
+        pipeline.ack = manual.ack
+        ticking = asyncio.ensure_future(timer())
+        try:
+            async for event in manual.events():
+                await pipeline.on_event(event)
+        finally:
+            ticking.cancel()
+            await pipeline.abandon()
+
+    app.agent(source, name="statements")(process)
+    return Worker(app, table, processor, projector, pipeline, topics.statements)

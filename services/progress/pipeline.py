@@ -1,0 +1,192 @@
+"""The worker's per-event work and batch life cycle (used by the thin Faust agent).
+
+Events are applied one by one to the open batch (state changes kept in memory, updates handed
+to the producer). A batch is *sealed* when it is full or older than ``within`` seconds: its
+learners' entries are written to the table (one changelog write per learner per batch), then it
+is flushed in the background -- projection transaction, producer flush (updates and changelog
+acknowledged by Kafka), and only then the acknowledgement of its events, so an offset is never
+committed before every effect of its statement is durable. While a batch is flushed, the next
+one fills: at most one flush is in flight and flushes run in order, so the projection's
+watermarks only move forward.
+
+Stopping (or crashing) loses nothing: events not acknowledged are delivered again; entries of an
+unsealed batch were never written to the table, so they are simply recomputed; entries written
+by a sealed batch whose flush did not finish are recognised by the learner's ring of recent ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from services.progress.handlers import Processor
+from services.progress.metrics import ProgressMetrics
+from services.progress.projection import Projector
+from services.progress.state import LearnerRecord, decode, encode
+from shared.envelope import STATEMENT_V1, Envelope
+from shared.errors import PermanentError, is_retriable
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = frozenset({STATEMENT_V1})
+
+#: ``send(topic, key, value)``: hands a record to the producer (delivery awaited by ``flush``)
+Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
+
+
+def deadletter_body(reason: str, error: str, event: Any) -> bytes:
+    msg = event.message
+    return orjson.dumps(
+        {
+            "reason": reason,
+            "error": error[:500],
+            "service": "progress",
+            "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset},
+            "original": base64.b64encode(event.value or b"").decode(),
+            "at": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+def checked_key(key: bytes | None, env: Envelope) -> bytes:
+    """The table is co-partitioned with the source by key: a message keyed otherwise than its
+    envelope says would put the learner's state on the wrong partition."""
+    if key != env.key:
+        raise PermanentError(f"message key {key!r} is not {env.key!r}")
+    return env.key
+
+
+@dataclass
+class Batch:
+    events: list[Any] = field(default_factory=list)
+    pending: dict[bytes, LearnerRecord] = field(default_factory=dict)
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # "" kind: redelivered
+    published: int = 0
+    started: float = 0.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        table: Any,
+        processor: Processor,
+        projector: Projector,
+        metrics: ProgressMetrics,
+        send: Send,
+        flush_producer: Callable[[], Awaitable[None]],
+        updates_topic: str,
+        deadletter_topic: str,
+        batch_max: int,
+        within: float,
+    ) -> None:
+        self._table = table
+        self._processor = processor
+        self._projector = projector
+        self._metrics = metrics
+        self._send = send
+        self._flush_producer = flush_producer
+        self._updates = updates_topic
+        self._deadletter = deadletter_topic
+        self._max = batch_max
+        self.within = within
+        self._batch = Batch()
+        self._inflight: asyncio.Future[None] | None = None
+        self._lock = asyncio.Lock()
+        self.ack: Callable[[Any], Awaitable[Any]] | None = None
+
+    def record_of(self, key: bytes) -> LearnerRecord:
+        pending = self._batch.pending.get(key)
+        return pending if pending is not None else decode(self._table.get(key))
+
+    async def on_event(self, event: Any) -> None:
+        async with self._lock:
+            batch = self._batch
+            if not batch.events:
+                batch.started = asyncio.get_running_loop().time()
+            batch.events.append(event)
+            await self._apply(event, batch)
+            if len(batch.events) >= self._max:
+                await self._seal()
+
+    async def _apply(self, event: Any, batch: Batch) -> None:
+        msg = event.message
+        try:
+            env = Envelope.parse(event.value, ACCEPTED)
+            key = checked_key(event.key, env)
+            outcome = self._processor.process(env, self.record_of(key))
+        except Exception as exc:
+            if is_retriable(exc):
+                raise
+            reason = exc.reason if isinstance(exc, PermanentError) else "error"
+            if not isinstance(exc, PermanentError):
+                log.exception("statement failed; dead-lettered", extra={"reason": reason})
+            self._metrics.deadletters.labels(reason).inc()
+            await self._send(self._deadletter, event.key, deadletter_body(reason, str(exc), event))
+            self._projector.add(msg.partition, msg.offset, None)  # moves the watermark only
+            return
+        if outcome.duplicate:
+            batch.counts[(env.tenant, "")] += 1
+        else:
+            batch.pending[key] = outcome.record
+            batch.counts[(env.tenant, outcome.evidence)] += 1
+        for update in outcome.updates:
+            await self._send(self._updates, key, update.value)
+        batch.published += len(outcome.updates)
+        self._projector.add(msg.partition, msg.offset, outcome)
+
+    async def tick(self) -> None:
+        """Seal the open batch if it is older than ``within`` (called by a timer)."""
+        async with self._lock:
+            if self._inflight is not None and self._inflight.done():
+                self._inflight.result()  # a failed flush surfaces even when no event comes
+            batch = self._batch
+            age = asyncio.get_running_loop().time() - batch.started
+            if batch.events and age >= self.within:
+                await self._seal()
+
+    async def _seal(self) -> None:
+        batch, self._batch = self._batch, Batch()
+        items = self._projector.take()
+        for key, record in batch.pending.items():
+            self._table[key] = encode(record)
+        if self._inflight is not None:
+            await self._inflight  # in order, one at a time; raises if it failed
+        self._inflight = asyncio.ensure_future(self._flush(batch, items))
+
+    async def _flush(self, batch: Batch, items: list[Any]) -> None:
+        await self._projector.flush(items)
+        await self._flush_producer()
+        assert self.ack is not None
+        for event in batch.events:
+            await self.ack(event)
+        for (tenant, kind), n in batch.counts.items():
+            if kind:
+                self._metrics.events.labels(tenant, kind).inc(n)
+            else:
+                self._metrics.redelivered.labels(tenant).inc(n)
+        self._metrics.updates.inc(batch.published)
+
+    async def drain(self) -> None:
+        """Seal the open batch and wait for every flush (idle periods, tests, shutdown)."""
+        async with self._lock:
+            if self._batch.events:
+                await self._seal()
+            if self._inflight is not None:
+                await self._inflight
+                self._inflight = None
+
+    async def abandon(self) -> None:
+        """On stop: let a flush in flight finish; the open batch is redelivered later."""
+        if self._inflight is not None:
+            with contextlib.suppress(Exception):
+                await self._inflight

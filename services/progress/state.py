@@ -1,0 +1,148 @@
+"""The worker's state and its compact byte encoding (the Faust table's values).
+
+Layout: one table entry per learner, keyed like the source topic (``"<tenant>|<learner_key>"``),
+holding the learner's activity recency, a ring of the most recent statement event ids (to
+recognise a redelivered statement) and one :class:`CompetencyState` per competency the learner
+has evidence for -- i.e. the state per (tenant, learner, competency) lives inside its learner's
+entry. Keying by the source key keeps the changelog co-partitioned with the source topic (the
+table uses the producer's partitioner on the same key), costs one changelog write per statement
+whatever the number of competencies it touches, and lets the duplicate check and all updates of
+one statement be one atomic write.
+
+Encoding (little-endian ``struct``; times as integer microseconds since the epoch, exact):
+
+* header ``<BIqqHH``: format version, events, first/last event time, ring length, competencies
+* the ring: 16 bytes per event id, oldest first
+* per competency: id length (1 byte) + UTF-8 id, then ``<Bd5I2qddq`` (69 bytes): model kind,
+  log-odds or Elo ability, attempts, correct, correct streak, wrong streak, hints, last and
+  first event time, time on task, last prediction (NaN: none), first time mastered
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from services.progress.mastery import EloState, MasteryState
+
+FORMAT_VERSION: Final = 1
+_HEADER = struct.Struct("<BIqqHH")
+_COMP = struct.Struct("<Bd5I2qddq")
+_NONE: Final = -(2**63)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_BKT, _ELO = 0, 1
+
+
+def _us(value: datetime | None) -> int:
+    if value is None:
+        return _NONE
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _dt(value: int) -> datetime | None:
+    return None if value == _NONE else _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class CompetencyState:
+    model: MasteryState | EloState
+    hints: int = 0
+    first_event_at: datetime | None = None
+    mastered_at: datetime | None = None  # first time mastery reached the threshold
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerRecord:
+    events: int = 0
+    first_event_at: datetime | None = None
+    last_event_at: datetime | None = None
+    recent: tuple[bytes, ...] = ()  # event ids, oldest first
+    competencies: dict[str, CompetencyState] = field(default_factory=dict)
+
+    def seen(self, event_id: uuid.UUID) -> bool:
+        return event_id.bytes in self.recent
+
+    def remember(self, event_id: uuid.UUID, at: datetime, keep: int) -> LearnerRecord:
+        recent = (*self.recent, event_id.bytes)[-keep:]
+        first = at if self.first_event_at is None else min(self.first_event_at, at)
+        last = at if self.last_event_at is None else max(self.last_event_at, at)
+        return replace(
+            self, events=self.events + 1, first_event_at=first, last_event_at=last, recent=recent
+        )
+
+
+def encode(record: LearnerRecord) -> bytes:
+    parts = [
+        _HEADER.pack(
+            FORMAT_VERSION,
+            record.events,
+            _us(record.first_event_at),
+            _us(record.last_event_at),
+            len(record.recent),
+            len(record.competencies),
+        ),
+        *record.recent,
+    ]
+    for cid, c in record.competencies.items():
+        name = cid.encode()
+        m = c.model
+        kind, value = (_BKT, m.log_odds) if isinstance(m, MasteryState) else (_ELO, m.ability)
+        prediction = math.nan if m.last_prediction is None else m.last_prediction
+        parts.append(bytes((len(name),)) + name)
+        parts.append(
+            _COMP.pack(
+                kind,
+                value,
+                m.attempts,
+                m.correct,
+                m.correct_streak,
+                m.wrong_streak,
+                c.hints,
+                _us(m.last_event_at),
+                _us(c.first_event_at),
+                m.time_on_task_s,
+                prediction,
+                _us(c.mastered_at),
+            )
+        )
+    return b"".join(parts)
+
+
+def decode(raw: bytes | None) -> LearnerRecord:
+    if not raw:
+        return LearnerRecord()
+    version, events, first, last, n_ids, n_comps = _HEADER.unpack_from(raw, 0)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unknown learner record format {version}")
+    pos = _HEADER.size
+    recent = tuple(raw[pos + 16 * i : pos + 16 * (i + 1)] for i in range(n_ids))
+    pos += 16 * n_ids
+    comps: dict[str, CompetencyState] = {}
+    for _ in range(n_comps):
+        size = raw[pos]
+        cid = raw[pos + 1 : pos + 1 + size].decode()
+        pos += 1 + size
+        (kind, value, att, cor, cs, ws, hints, last_at, first_at, tot, pred, mastered) = (
+            _COMP.unpack_from(raw, pos)
+        )
+        pos += _COMP.size
+        common = {
+            "attempts": att,
+            "correct": cor,
+            "correct_streak": cs,
+            "wrong_streak": ws,
+            "last_event_at": _dt(last_at),
+            "time_on_task_s": tot,
+            "last_prediction": None if math.isnan(pred) else pred,
+        }
+        model: MasteryState | EloState = (
+            MasteryState(log_odds=value, **common)
+            if kind == _BKT
+            else EloState(ability=value, **common)
+        )
+        comps[cid] = CompetencyState(model, hints, _dt(first_at), _dt(mastered))
+    return LearnerRecord(events, _dt(first), _dt(last), recent, comps)
