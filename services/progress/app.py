@@ -33,6 +33,7 @@ from shared.db import create_pool, ping
 from shared.errors import DependencyUnavailableError
 from shared.health import Health
 from shared.kafka import Topics, ensure_topics, kafka_admin, wait_for_broker
+from shared.lag import LagMonitor
 from shared.migrations import apply_migrations
 from shared.service import serve_http
 from shared.streaming import failure_of, recovery_finished, running
@@ -166,6 +167,20 @@ async def open_progress(
             )
             faust_app = worker.app
             await stack.enter_async_context(running(faust_app))
+
+            def owned() -> list[tuple[str, int]]:
+                return [
+                    (tp.topic, tp.partition)
+                    for tp in faust_app.consumer.assignment()
+                    if tp.topic == topics.statements
+                ]
+
+            lag = LagMonitor(
+                bootstrap, faust_app.conf.id, owned, metrics.consumer_lag,
+                settings.lag_interval_seconds,
+            )  # fmt: skip
+            lag.start()
+            stack.push_async_callback(lag.stop)
 
             async def tables() -> None:
                 failure = failure_of(faust_app)

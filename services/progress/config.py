@@ -55,3 +55,6 @@ class ProgressSettings(ServiceSettings):
         le=10_000,
         description="An unmastered competency with at least this many attempts is stalled.",
     )
+    lag_interval_seconds: float = Field(
+        default=15.0, gt=0, le=600, description="How often the consumer lag gauge is measured."
+    )

@@ -62,6 +62,12 @@ class ProgressMetrics(BaseMetrics):
             "1 when the tables are recovered and no rebalance runs (at the last readiness check)",
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            self.name("consumer_lag"),
+            "Statements on xapi.statements not yet committed by this worker, by partition owned",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.frameworks = Gauge(
             self.name("framework_versions"),
             "Framework versions in the worker's registry",
