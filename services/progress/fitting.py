@@ -193,11 +193,11 @@ def fit_sequences(
         p = _start(rng, opts, r == 0)
         prev = -math.inf
         ll, it, converged = prev, 0, False
-        for it in range(1, opts.max_iter + 1):  # noqa: B007 - `it` is reported
-            ll, new = _em_step(data, p)
-            if ll - prev <= opts.tol * abs(ll):
-                converged = True
-                break
+        for it in range(1, opts.max_iter + 1):
+            ll, new = _em_step(data, p)  # ll is the log-likelihood of p
+            converged = ll - prev <= opts.tol * abs(ll)
+            if converged or it == opts.max_iter:
+                break  # keep p, not an unscored update: the reported log-likelihood is p's own
             prev, p = ll, _bound(new, opts)
         if best is None or ll > best[0]:
             best = (ll, p, it, converged)

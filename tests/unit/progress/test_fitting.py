@@ -133,3 +133,15 @@ def test_reads_the_assistments_split_format(tmp_path: Path) -> None:
     path.write_text("2\n7,\n1,\n", encoding="utf-8")
     with pytest.raises(ValueError, match="expected 2"):
         list(read_assistments(path))
+
+
+def test_reported_log_likelihood_is_that_of_the_returned_parameters() -> None:
+    # also when EM stops at max_iter before converging
+    sequences = simulate(TRUE, learners=60, length=12, seed=9)
+    data = [(tuple(int(x) for x in s), 1) for s in sequences]
+    for max_iter in (1, 3, 200):
+        result = fit_sequences(sequences, FitOptions(restarts=2, max_iter=max_iter), "ll")
+        p = result.params
+        own = _em_step(data, (p.prior, p.learn, p.forget, p.guess, p.slip))[0]
+        assert result.log_likelihood == pytest.approx(own, rel=1e-12)
+        assert result.iterations <= max_iter
