@@ -11,8 +11,10 @@ INFRA := deploy/local/infra.sh
 # (the local ones, unless the environment already names external ones)
 WITH_INFRA = eval "$$($(INFRA) env)" &&
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help install browser infra-up infra-down infra-status infra-reset lint format typecheck \
+.PHONY: help install demo bench browser infra-up infra-down infra-status infra-reset lint format typecheck \
         test test-unit test-integration config-table clean
 
 help: ## list the commands
@@ -27,6 +29,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project with its test extras
+
+demo: $(STAMP) infra-up ## THE main job: the whole pipeline on a simulated academy, live (Ctrl-C stops)
+	$(WITH_INFRA) $(BIN)/python -m tools.demo $(DEMO_ARGS)
+
+bench: $(STAMP) infra-up ## run every benchmark and rewrite BENCHMARKS.md (takes 20+ minutes)
+	$(WITH_INFRA) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 browser: ## install Debian's Chromium for the browser tests (once)
 	@deploy/local/browser.sh

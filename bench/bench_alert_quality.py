@@ -1,0 +1,414 @@
+"""Alert quality against the simulator's ground truth, through the real pipeline.
+
+    .venv/bin/python bench/bench_alert_quality.py [--learners 200] [--days 30] [--seed 7]
+
+Needs the local servers (``make infra-up``). The classroom simulator generates an academy with
+known truth (``truth.jsonl``: archetypes, the moments learners truly stalled -- 10 consecutive
+attempts on a competency while it was truly unknown -- and dropped out). Its statements are
+POSTed as fast as ingest takes them to ``python -m services.ingest``, ``progress`` and ``alerts``
+started as subprocesses (schemas and topic prefix of their own, deleted after; the inactivity
+scanner on event time). Then the alerts in the alerts schema are matched to the truth, by
+learner key (computed from the simulator's actor IFIs with ``shared.identity.learner_key`` and
+the services' salt) and competency:
+
+* wheel-spinning alerts vs true stalls: precision and recall over learner x competency pairs,
+  detection delay in event time (alert ``first_seen_at`` - the stall's 10th unknown attempt;
+  negative = flagged before the truth called it a stall) and in attempts on that competency;
+* baseline in the same run: the classic Beck & Gong (2013) rule -- wheel-spinning when 10
+  attempts pass without 3 correct in a row -- computed offline on the same statements;
+* false alarms: share of learners of each archetype with an alert of each kind;
+* gaming alerts vs the gamer archetype, inactivity alerts vs drop-outs (per learner);
+* end-to-end latency, wall time: from the POST that carried a statement being answered by ingest
+  to the ``opened`` record on ``alerts.events`` whose evidence ends with that statement
+  (measured under the full load of the run: the figure includes queueing).
+
+Prints a markdown section, then one JSON line with the figures. ``--smoke``: a tiny run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import math
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.identity import IfiKind, learner_key
+from shared.kafka import Topics
+from tools.demo.feed import EventLog, follow, percentile, post_statements, wait_for
+from tools.demo.pipeline import Pipeline, tenants_of
+from tools.simulator.output import write_files
+from tools.simulator.simulate import Config, Simulation, simulate
+
+Pair = tuple[str, str]  # (learner key, competency)
+KINDS = ("wheel_spinning", "failure_streak", "gaming", "inactivity", "regression")
+ARCHETYPES = ("fast", "typical", "wheel-spinner", "gamer", "drop-out")
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def key_of(ref: str, salt: str) -> str:
+    """Learner key of a truth ``learner`` reference (``account:<home>|<name>`` or ``mbox:...``)."""
+    kind, _, value = ref.partition(":")
+    assert kind in {"account", "mbox", "mbox_sha1sum", "openid"}, ref
+    ifi: IfiKind = kind  # type: ignore[assignment]
+    return learner_key(ifi, value, salt)
+
+
+@dataclass
+class Truth:
+    archetype: dict[str, str]  # learner key -> archetype
+    stalls: dict[Pair, datetime]  # first true stall per pair
+    stall_index: dict[Pair, int]  # its attempt number on that competency (1-based)
+    attempts: dict[Pair, list[tuple[datetime, bool]]]  # every attempt: (time, correct)
+    dropouts: dict[str, datetime]
+
+
+def read_truth(sim: Simulation, truth_path: Path, salt: str) -> Truth:
+    correct: dict[str, bool] = {}
+    for event in sim.events:
+        result = event.statement.get("result")
+        if isinstance(result, dict) and "success" in result:
+            correct[str(event.statement["id"])] = bool(result["success"])
+    keys: dict[str, str] = {}
+    truth = Truth({}, {}, {}, defaultdict(list), {})
+    stall_ids: dict[Pair, str] = {}
+    index_of: dict[str, int] = {}
+    with truth_path.open("rb") as fh:
+        for line in fh:
+            rec = orjson.loads(line)
+            ref = rec.get("learner")
+            if ref is not None and ref not in keys:
+                keys[ref] = key_of(ref, salt)
+            match rec["kind"]:
+                case "learner":
+                    truth.archetype[keys[ref]] = rec["archetype"]
+                case "state":
+                    pair = (keys[ref], rec["competency"])
+                    sid = rec["statement_id"]
+                    truth.attempts[pair].append((ts(rec["timestamp"]), correct.get(sid, False)))
+                    index_of[sid] = len(truth.attempts[pair])
+                case "stall":
+                    pair = (keys[ref], rec["competency"])
+                    if pair not in truth.stalls:
+                        truth.stalls[pair] = ts(rec["timestamp"])
+                        stall_ids[pair] = rec["statement_id"]
+                case "dropout":
+                    truth.dropouts.setdefault(keys[ref], ts(rec["timestamp"]))
+    for pair, sid in stall_ids.items():
+        truth.stall_index[pair] = index_of.get(sid, 10)
+    return truth
+
+
+def beck_gong(
+    attempts: dict[Pair, list[tuple[datetime, bool]]],
+) -> dict[Pair, tuple[datetime, int]]:
+    """Pairs flagged by the 10-attempt rule: (time, attempt number) of the 10th attempt made
+    without 3 correct in a row before it."""
+    flagged = {}
+    for pair, seq in attempts.items():
+        run = 0
+        for n, (at, ok) in enumerate(seq, start=1):
+            run = run + 1 if ok else 0
+            if run >= 3:
+                break
+            if n == 10:
+                flagged[pair] = (at, n)
+                break
+    return flagged
+
+
+def attempt_number(seq: list[tuple[datetime, bool]], at: datetime) -> int:
+    """Attempts on a competency made at or before ``at``."""
+    return bisect.bisect_right([t for t, _ in seq], at)
+
+
+def ratio(a: int, b: int) -> float:
+    return a / b if b else float("nan")
+
+
+def detection(flagged: dict[Pair, tuple[datetime, int]], truth: Truth) -> dict[str, Any]:
+    hits = [p for p in flagged if p in truth.stalls]
+    delays_h = [(flagged[p][0] - truth.stalls[p]).total_seconds() / 3600 for p in hits]
+    delays_n = [flagged[p][1] - truth.stall_index[p] for p in hits]
+    return {
+        "flagged": len(flagged),
+        "precision": ratio(len(hits), len(flagged)),
+        "recall": ratio(len(hits), len(truth.stalls)),
+        "delay_h_median": median(delays_h) if delays_h else float("nan"),
+        "delay_attempts_median": median(delays_n) if delays_n else float("nan"),
+        "early_share": ratio(sum(d < 0 for d in delays_n), len(delays_n)),
+    }
+
+
+def per_learner(flagged: set[str], positives: set[str]) -> dict[str, Any]:
+    hits = flagged & positives
+    return {
+        "flagged": len(flagged),
+        "precision": ratio(len(hits), len(flagged)),
+        "recall": ratio(len(hits), len(positives)),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
+    began = time.monotonic()
+    sim = simulate(
+        Config(seed=args.seed, learners=args.learners, days=args.days, tenants=args.tenants)
+    )
+    pipeline = Pipeline(
+        name="bench",
+        ports={"ingest": 0, "progress": 0, "alerts": 0},
+        extra_env={
+            "ALERTS_INACTIVITY_CLOCK": "event",
+            "ALERTS_SCAN_SECONDS": "1",
+            "PROGRESS_FRAMEWORK_POLL_SECONDS": "1",
+            "INGEST_INTAKE_ENABLED": "false",
+            "INGEST_DB_POOL_MAX": "20",
+        },
+    )
+    out: dict[str, Any] = {"statements": len(sim.events), "learners": len(sim.learners)}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_files(sim, Path(tmp))
+        truth = read_truth(sim, paths["truth"], pipeline.salt)
+        tenants = tenants_of(paths["framework"])
+        stop = asyncio.Event()
+        log = EventLog()
+        follower: asyncio.Task[None] | None = None
+        pipeline.start()
+        try:
+            await pipeline.wait_ready()
+            creds = dict(
+                zip(
+                    tenants,
+                    await asyncio.gather(
+                        *(pipeline.ingest_credential(t, "bench") for t in tenants)
+                    ),
+                    strict=True,
+                )
+            )
+            await pipeline.load_frameworks(paths["framework"])
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+                if not await pipeline.wait_frameworks(http, len(tenants), 60):
+                    raise SystemExit("the progress worker did not load the frameworks")
+                topic = Topics(pipeline.prefix).alerts_events
+                follower = asyncio.create_task(follow(pipeline.bootstrap, topic, log, stop))
+                await asyncio.wait_for(log.ready.wait(), 60)
+                posted = await post_statements(pipeline.url("ingest"), sim.events, creds)
+                n = len(sim.events)
+
+                async def drained() -> bool:
+                    m = await pipeline.metrics(http)
+                    return m.processed >= n and m.alerts_applied >= m.updates > 0
+
+                if await wait_for(drained, args.limit) is None:
+                    m = await pipeline.metrics(http)
+                    raise SystemExit(f"the pipeline did not drain in {args.limit} s: {m}")
+                await asyncio.sleep(args.settle)  # last inactivity scan and outbox relay
+                metrics = await pipeline.metrics(http)
+            conn = await asyncpg.connect(pipeline.dsn)
+            try:
+                rows = await conn.fetch(
+                    f"SELECT learner_key, kind, competency, first_seen_at, evidence "
+                    f'FROM "{pipeline.schemas["alerts"]}".alerts ORDER BY first_seen_at'
+                )
+            finally:
+                await conn.close()
+        finally:
+            stop.set()
+            if follower is not None:
+                await asyncio.gather(follower, return_exceptions=True)
+            pipeline.stop()
+            await pipeline.cleanup()
+    out["post_seconds"] = round(posted.ended - posted.began, 2)
+    out["wall_seconds"] = round(time.monotonic() - began, 1)
+    out["alerts_by_kind"] = dict(metrics.raised)
+
+    # wheel-spinning: first alert per pair
+    wheel: dict[Pair, tuple[datetime, int]] = {}
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    first_inactive: dict[str, datetime] = {}
+    for row in rows:
+        lk, kind, comp, first = (
+            row["learner_key"],
+            row["kind"],
+            row["competency"],
+            row["first_seen_at"],
+        )
+        by_kind[kind].add(lk)
+        if kind == "wheel_spinning" and (lk, comp) not in wheel:
+            seq = truth.attempts.get((lk, comp), [])
+            wheel[(lk, comp)] = (first, attempt_number(seq, first))
+        if kind == "inactivity":
+            first_inactive.setdefault(lk, first)
+    out["wheel_pipeline"] = detection(wheel, truth)
+    out["wheel_baseline"] = detection(beck_gong(truth.attempts), truth)
+    out["true_stalls"] = len(truth.stalls)
+
+    gamers = {k for k, a in truth.archetype.items() if a == "gamer"}
+    out["gaming"] = per_learner(by_kind["gaming"], gamers)
+    out["inactivity"] = per_learner(by_kind["inactivity"], set(truth.dropouts))
+    lags = [
+        (first_inactive[k] - truth.dropouts[k]).total_seconds() / 86400
+        for k in first_inactive
+        if k in truth.dropouts
+    ]
+    out["inactivity"]["delay_days_median"] = median(lags) if lags else float("nan")
+
+    archetype_sizes: dict[str, int] = defaultdict(int)
+    for a in truth.archetype.values():
+        archetype_sizes[a] += 1
+    out["by_archetype"] = {
+        a: {
+            "learners": archetype_sizes[a],
+            **{
+                k: ratio(
+                    sum(1 for lk in by_kind[k] if truth.archetype.get(lk) == a), archetype_sizes[a]
+                )
+                for k in KINDS
+            },
+        }
+        for a in ARCHETYPES
+        if archetype_sizes[a]
+    }
+    false_wheel = [
+        p
+        for p in wheel
+        if p not in truth.stalls and truth.archetype.get(p[0]) in {"fast", "typical"}
+    ]
+    out["false_wheel_fast_typical"] = len(false_wheel)
+
+    latencies = []
+    for rec in log.records:
+        payload = rec.envelope.get("payload", {})
+        if payload.get("action") != "opened":
+            continue
+        ids = payload.get("evidence", {}).get("statement_ids") or []
+        if ids and ids[-1] in posted.accepted_at:
+            latencies.append(rec.at - posted.accepted_at[ids[-1]])
+    out["latency"] = {
+        "n": len(latencies),
+        "p50_s": percentile(latencies, 50),
+        "p95_s": percentile(latencies, 95),
+        "max_s": max(latencies, default=float("nan")),
+    }
+    return out
+
+
+def pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.0%}"
+
+
+def num(x: float, fmt: str = ".1f") -> str:
+    return "-" if math.isnan(x) else format(x, fmt)
+
+
+def markdown(r: dict[str, Any], command: str) -> str:
+    wp, wb = r["wheel_pipeline"], r["wheel_baseline"]
+    lines = [
+        "## Alert quality (`services/alerts`, fed by the whole pipeline)",
+        "",
+        f"    {command}",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {r['statements']:,} simulated "
+        f"statements from {r['learners']} learners POSTed in {r['post_seconds']} s, "
+        f"{r['true_stalls']} true stalls (learner x competency); wall time {r['wall_seconds']} s. "
+        f"Alerts raised: "
+        + ", ".join(f"{k} {int(v)}" for k, v in sorted(r["alerts_by_kind"].items())),
+        "",
+        (
+            "| detector | flagged | precision | recall | median delay, event time | "
+            "median delay, attempts | flagged before the true stall |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, d in (
+        ("wheel-spinning alerts (pipeline) vs true stalls", wp),
+        ("baseline: Beck & Gong 10-attempt rule, offline on the same statements", wb),
+    ):
+        lines.append(
+            f"| {name} | {d['flagged']} | {pct(d['precision'])} | {pct(d['recall'])} | "
+            f"{num(d['delay_h_median'])} h | {num(d['delay_attempts_median'], '+.0f')} | "
+            f"{pct(d['early_share'])} |"
+        )
+    g, i = r["gaming"], r["inactivity"]
+    lines += [
+        "",
+        "| per learner | flagged | precision | recall | note |",
+        "| --- | ---: | ---: | ---: | --- |",
+        (
+            f"| gaming alerts vs gamer archetype | {g['flagged']} | {pct(g['precision'])} | "
+            f"{pct(g['recall'])} | |"
+        ),
+        (
+            f"| inactivity alerts vs drop-outs | {i['flagged']} | {pct(i['precision'])} | "
+            f"{pct(i['recall'])} | median alert time - drop time: "
+            f"{num(i['delay_days_median'])} days |"
+        ),
+        "",
+        (
+            "Share of learners with at least one alert, by archetype (false alarms: fast and "
+            f"typical learners; {r['false_wheel_fast_typical']} wheel-spinning alerts on "
+            "fast/typical learners without a true stall):"
+        ),
+        "",
+        "| archetype | learners | " + " | ".join(KINDS) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in KINDS) + " |",
+    ]
+    for a, row in r["by_archetype"].items():
+        lines.append(
+            f"| {a} | {row['learners']} | " + " | ".join(pct(row[k]) for k in KINDS) + " |"
+        )
+    lat = r["latency"]
+    lines += [
+        "",
+        (
+            "End-to-end latency, statement accepted by ingest -> `opened` record on "
+            "`alerts.events` (wall time, under the run's full load):"
+        ),
+        "",
+        "| alerts measured | p50 | p95 | max |",
+        "| ---: | ---: | ---: | ---: |",
+        (
+            f"| {lat['n']} | {num(lat['p50_s'], '.2f')} s | {num(lat['p95_s'], '.2f')} s | "
+            f"{num(lat['max_s'], '.2f')} s |"
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--learners", type=int, default=200)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--tenants", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--limit", type=float, default=600, help="longest drain wait, s")
+    parser.add_argument("--settle", type=float, default=3.0, help="wait after the drain, s")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (tests)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.learners, args.days, args.settle = 20, 5, 2.0
+    result = asyncio.run(run(args))
+    command = ".venv/bin/python bench/bench_alert_quality.py " + " ".join(sys.argv[1:])
+    print(markdown(result, command.strip()))
+    print(orjson.dumps(result, default=str).decode())
+
+
+if __name__ == "__main__":
+    main()

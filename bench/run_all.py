@@ -1,0 +1,315 @@
+"""``make bench``: run every benchmark in ``bench/`` and rewrite ``BENCHMARKS.md`` with the figures.
+
+    .venv/bin/python bench/run_all.py [--assistments DIR] [--only NAME ...] [--smoke]
+                                      [--output BENCHMARKS.md]
+
+Each script runs as its own process, one after the other (the machine is shared: running them
+together would measure the contention). Its output is captured and put in its section, under the
+explanatory text kept here (the header template of ``BENCHMARKS.md``), with the command, the date
+and the load average before and after it. The machine is described once at the top (cores, CPU
+model, memory, OS, Python, load average before and after the whole run).
+
+The ASSISTments data of the mastery-accuracy benchmark comes from ``--assistments``, else
+``$SKILLSTREAM_ASSISTMENTS_DIR``, else ``../shared/data/assistments2009`` relative to the
+repository; when that folder is missing, only that benchmark is skipped, and its section says so.
+
+A benchmark that fails is reported as FAILED in its section (with the end of its error output)
+and the exit code is 1; the others still run. ``--smoke`` passes each script its tiny-run flags
+(figures meaningless; checks the harness) and ``--only`` selects scripts by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ".venv/bin/python"
+
+HEADER = """# Benchmarks
+
+Figures measured by `make bench` (`bench/run_all.py`, which writes this file; do not edit it by
+hand) on the machine described below, with Apache Kafka 4.1.1 and PostgreSQL 15 from
+`make infra-up` on loopback. The machine may be shared and noisy (other builds running at the
+same time: the load average is given), so each benchmark compares against a baseline measured in
+the same run; read the ratios first. Benchmarks are not part of `make test`;
+`tests/integration/bench/` runs a tiny version of each script there so they cannot rot.
+"""
+
+
+@dataclass
+class Bench:
+    script: str
+    title: str
+    intro: str
+    args: list[str] = field(default_factory=list)
+    smoke: list[str] = field(default_factory=list)
+    verdict: Callable[[str], str] | None = None
+    timeout: float = 3600.0
+
+    @property
+    def name(self) -> str:
+        return Path(self.script).stem
+
+
+def _xapi_verdict(out: str) -> str:
+    m = re.search(r"parse_statement:\s+([\d,]+) statements/s", out)
+    if not m:
+        return ""
+    rate = int(m[1].replace(",", ""))
+    met = "met" if rate >= 25_000 else f"**not met yet** (about {rate / 25_000:.0%} of it)"
+    return f"Target: strict validation alone ≥ 25,000 statements/s per core: {met}."
+
+
+def _mastery_verdict(out: str) -> str:
+    m = re.search(r"^BKT with forgetting.*?\s(0\.\d+)\s", out, re.MULTILINE)
+    if not m:
+        return ""
+    auc = float(m[1])
+    met = "met" if auc >= 0.83 else f"**not met yet** ({auc:.3f})"
+    return f"Target AUC 0.83 (BKT with forgetting, published on this split): {met}."
+
+
+def _ingest_verdict(out: str) -> str:
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        return ""
+    import orjson
+
+    rates = orjson.loads(lines[-1])
+    targets = {
+        "HTTP, 1 statement per POST, 16 in flight": 2_000,
+        "HTTP, batches of 100, 4 in flight": 10_000,
+        "Kafka raw-topic intake (incl. start-up)": 20_000,
+    }
+    parts = [
+        f"{name}: {'met' if rates.get(name, 0) >= goal else 'not met'} "
+        f"({rates.get(name, 0):,.0f} of {goal:,})"
+        for name, goal in targets.items()
+    ]
+    return "Targets: ≥ 2,000/s one per POST, ≥ 10,000/s in batches, ≥ 20,000/s from Kafka. " + (
+        "; ".join(parts) + "."
+    )
+
+
+def benches(assistments: Path) -> list[Bench]:
+    return [
+        Bench(
+            "bench/bench_xapi_validation.py",
+            "xAPI validation (`shared.xapi`)",
+            "20,000 statements, best of 5. Baseline: `orjson.loads` + `TypeAdapter(dict)` (no "
+            "rules). Subject: `shared.xapi.parse_statement`, every rule, 1.0.3.",
+            smoke=["200", "1"],
+            verdict=_xapi_verdict,
+        ),
+        Bench(
+            "bench/bench_mastery_accuracy.py",
+            "Mastery model accuracy (`services/progress/mastery.py`)",
+            "ASSISTments 2009-2010 skill-builder, the DKT train/test split (408k training "
+            "responses, 118k test responses, 123 skills). Parameters fitted per skill by EM on "
+            "the training file (`services/progress/fitting.py`, 3 restarts); the test file is "
+            "streamed through the same `BktModel.update` the service runs, each response "
+            "predicted before it is seen. Baseline: per-skill mean correctness. Published on "
+            "this split: BKT 0.73-0.76, BKT with forgetting 0.83 (Khajah et al., 2016; pyBKT "
+            "reproduces 0.83).",
+            args=[str(assistments)],
+            smoke=[str(assistments), "--restarts", "1"],
+            verdict=_mastery_verdict,
+        ),
+        Bench(
+            "bench/bench_ingest.py",
+            "Ingest throughput (`services/ingest`)",
+            "One `python -m services.ingest` process; a statement counts once it is archived in "
+            "PostgreSQL and its outbox row is marked published (Kafka acknowledged it). "
+            "Statements from the classroom simulator. Runs: 3,000 single, 20,000 batched, "
+            "20,000 via Kafka; baseline: a plain aiokafka producer sending the same bytes.",
+            smoke=["--smoke"],
+            verdict=_ingest_verdict,
+        ),
+        Bench(
+            "bench/bench_progress_throughput.py",
+            "Progress throughput (`services/progress`)",
+            "One progress worker (Faust agent, changelog-backed table, updates published, "
+            "PostgreSQL projection with watermarks) next to a raw aiokafka consume loop over the "
+            "same topic in the same run (`worker_vs_raw`), and the memory per learner x "
+            "competency extrapolated to 100,000 learners x 20 competencies.",
+            smoke=["--events", "5000", "--learners", "200", "--competencies", "5"],
+        ),
+        Bench(
+            "bench/bench_alert_quality.py",
+            "Alert quality and end-to-end latency (`services/alerts`)",
+            "The classroom simulator's statements (known truth: stalls, archetypes, drop-outs) "
+            "go through the real pipeline, as fast as ingest takes them; the alerts are matched "
+            "to the truth by learner key and competency. Baseline in the same run: the classic "
+            "Beck & Gong 10-attempt wheel-spinning rule computed offline on the same statements. "
+            "A true stall is 10 consecutive attempts made while the competency was truly "
+            "unknown, so a negative delay means the alert came before the truth called it a "
+            "stall.",
+            smoke=["--smoke"],
+        ),
+        Bench(
+            "bench/bench_e2e.py",
+            "End-to-end pipeline throughput (simulator -> ingest -> progress -> alerts)",
+            "The classroom simulator's statements POSTed in event-time order (batches of 250, "
+            "one request in flight); each stage timed from the first POST to the last statement "
+            "passing it, from the services' own counters. Baseline: a plain aiokafka producer "
+            "sending the same bytes in the same run.",
+            smoke=["--smoke"],
+        ),
+    ]
+
+
+def machine() -> dict[str, str]:
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    model = re.search(r"^model name\s*:\s*(.+)$", read("/proc/cpuinfo"), re.MULTILINE)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", read("/proc/meminfo"), re.MULTILINE)
+    osname = re.search(r'^PRETTY_NAME="?([^"\n]+)', read("/etc/os-release"), re.MULTILINE)
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": model[1].strip() if model else platform.processor() or "unknown",
+        "memory": f"{int(mem[1]) / 2**20:.1f} GiB" if mem else "unknown",
+        "os": osname[1] if osname else platform.platform(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+
+
+def load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def clean_output(out: str) -> str:
+    """The script's report without its own headings and its trailing machine-readable line."""
+    lines = out.rstrip().splitlines()
+    if lines and lines[-1].startswith("{") and len(lines) > 1:
+        lines = lines[:-1]
+    return "\n".join(line for line in lines if not re.match(r"^#{1,2} ", line)).strip()
+
+
+def is_markdown(text: str) -> bool:
+    return any(line.startswith("| ") for line in text.splitlines())
+
+
+def run_one(bench: Bench, smoke: bool, env: dict[str, str]) -> tuple[str, bool]:
+    args = bench.smoke if smoke else bench.args
+    command = shlex.join([PYTHON, bench.script, *args])
+    before, began, started = load(), time.monotonic(), now()
+    print(f"== {bench.name}: {command}", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, bench.script, *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=bench.timeout,
+            check=False,
+        )
+        code, out, err = done.returncode, done.stdout, done.stderr
+    except subprocess.TimeoutExpired as exc:
+        code, out, err = -1, str(exc.stdout or ""), f"timed out after {bench.timeout:.0f} s"
+    took = time.monotonic() - began
+    parts = [f"## {bench.title}", "", bench.intro, "", f"    {command}", ""]
+    parts.append(
+        f"{started}, wall time {took:.0f} s, load average {before} before, {load()} after:"
+    )
+    parts.append("")
+    if code != 0:
+        parts += [
+            f"**FAILED** (exit code {code}). End of its error output:",
+            "",
+            *(f"    {line}" for line in err.strip().splitlines()[-20:]),
+        ]
+        print(err[-3000:], file=sys.stderr)
+        return "\n".join(parts), False
+    report = clean_output(out)
+    if bench.script.endswith(("bench_alert_quality.py", "bench_e2e.py")):
+        report = "\n".join(line for line in report.splitlines() if not line.startswith("    "))
+        report = report.strip()
+    if is_markdown(report):
+        parts.append(report)
+    else:
+        parts += [f"    {line}" if line else "" for line in report.splitlines()]
+    if bench.verdict is not None and (verdict := bench.verdict(out)):
+        parts += ["", verdict]
+    return "\n".join(parts), True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench/run_all.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--assistments",
+        type=Path,
+        default=Path(
+            os.environ.get(
+                "SKILLSTREAM_ASSISTMENTS_DIR", str(ROOT.parent / "shared/data/assistments2009")
+            )
+        ),
+        help="ASSISTments 2009 folder (default $SKILLSTREAM_ASSISTMENTS_DIR, else "
+        "../shared/data/assistments2009)",
+    )
+    ap.add_argument("--only", nargs="*", default=None, help="script names (e.g. bench_e2e)")
+    ap.add_argument("--smoke", action="store_true", help="tiny runs (checks the harness)")
+    ap.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    env = dict(os.environ)
+    env.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    env.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/postgres")
+    selected = [b for b in benches(args.assistments) if not args.only or b.name in args.only]
+    if args.only and len(selected) != len(args.only):
+        known = ", ".join(b.name for b in benches(args.assistments))
+        ap.error(f"unknown benchmark in {args.only}; known: {known}")
+    info, before, began = machine(), load(), now()
+    sections: list[str] = []
+    ok = True
+    for bench in selected:
+        if (
+            bench.name == "bench_mastery_accuracy"
+            and not (args.assistments / "builder_train.csv").is_file()
+        ):
+            sections.append(
+                f"## {bench.title}\n\n{bench.intro}\n\n**SKIPPED**: the ASSISTments data was not "
+                f"found in `{args.assistments}` (give it with `--assistments DIR` or "
+                "`SKILLSTREAM_ASSISTMENTS_DIR`)."
+            )
+            print(f"== {bench.name}: SKIPPED, no data in {args.assistments}", file=sys.stderr)
+            continue
+        text, passed = run_one(bench, args.smoke, env)
+        sections.append(text)
+        ok = ok and passed
+    machine_text = (
+        f"Machine: {info['cores']} cores ({info['cpu']}), {info['memory']} memory, {info['os']}, "
+        f"Python {info['python']}. Run {began} to {now()}"
+        f"{' (smoke: tiny counts, figures meaningless)' if args.smoke else ''}; load average "
+        f"(1, 5, 15 min) {before} before, {load()} after. Command: `make bench` "
+        f"(`{PYTHON} bench/run_all.py`)."
+    )
+    document = "\n\n".join([HEADER.strip(), machine_text, *sections]) + "\n"
+    args.output.write_text(document, encoding="utf-8")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

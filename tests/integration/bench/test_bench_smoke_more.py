@@ -1,0 +1,86 @@
+"""Small runs of the pipeline benchmarks and of ``bench/run_all.py``, so they cannot rot.
+
+The figures of these runs mean nothing (tiny counts on a busy machine); the tests check that each
+script still runs end to end against the real servers and reports what BENCHMARKS.md quotes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
+    return dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, DATABASE_URL=database_url)
+
+
+def run(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_alert_quality_bench_runs(env: dict[str, str]) -> None:
+    out = run("bench/bench_alert_quality.py", "--smoke", env=env)
+    result = orjson.loads(out.strip().splitlines()[-1])
+    assert result["statements"] > 500
+    assert result["true_stalls"] >= 1
+    assert result["wheel_baseline"]["flagged"] >= 1
+    assert sum(result["alerts_by_kind"].values()) >= 1
+    assert result["latency"]["n"] >= 1
+    assert "wheel-spinning alerts (pipeline) vs true stalls" in out
+    assert "Beck & Gong" in out
+
+
+def test_e2e_bench_runs(env: dict[str, str]) -> None:
+    out = run("bench/bench_e2e.py", "--smoke", env=env)
+    result = orjson.loads(out.strip().splitlines()[-1])
+    assert result["raw_producer_per_s"] > 0
+    assert set(result["stages"]) == {"accepted", "published", "projected", "alerts applied"}
+    seconds = [result["stages"][s]["seconds"] for s in result["stages"]]
+    assert all(s > 0 for s in seconds)
+    assert result["updates"] >= result["statements"] * 0.5
+    assert "| alerts applied |" in out
+
+
+def test_progress_throughput_bench_runs(env: dict[str, str]) -> None:
+    out = run(
+        "bench/bench_progress_throughput.py", "--events", "5000", "--learners", "200",
+        "--competencies", "5", env=env,
+    )  # fmt: skip
+    result = orjson.loads(out[out.index("{") :])
+    assert result["raw_events_per_s"] > 0
+    assert result["worker_events_per_s"] > 0
+    assert "worker_vs_raw" in result
+
+
+def test_run_all_writes_the_benchmarks_file(env: dict[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "BENCHMARKS.md"
+    run(
+        "bench/run_all.py", "--smoke", "--only", "bench_xapi_validation",
+        "bench_mastery_accuracy", "--assistments", str(tmp_path / "missing"),
+        "--output", str(target), env=env,
+    )  # fmt: skip
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks")
+    assert "Machine: " in text
+    assert "load average" in text
+    assert "## xAPI validation (`shared.xapi`)" in text
+    assert "ratio (strict time / baseline time)" in text
+    assert "**SKIPPED**: the ASSISTments data was not found" in text

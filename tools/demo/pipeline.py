@@ -1,0 +1,367 @@
+"""The three services as subprocesses, in a topic prefix and PostgreSQL schemas of their own.
+
+:class:`Pipeline` starts ``python -m services.ingest|progress|alerts`` with one shared
+environment (broker, database, learner-key salt, topic prefix ``<name><id>.``) and per-service
+schema names and ports, waits for each ``/readyz``, runs the services' own CLIs (credentials,
+frameworks, staff tokens), scrapes their ``/metrics``, and stops them with SIGTERM (waited for;
+SIGKILL only if one ignores it). :meth:`Pipeline.cleanup` deletes the run's topics and schemas.
+
+Used by ``python -m tools.demo`` and by ``bench/bench_alert_quality.py`` / ``bench/bench_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+SERVICES: Final = ("ingest", "progress", "alerts")
+DEFAULT_PORTS: Final = {"ingest": 8080, "progress": 8081, "alerts": 8082}
+DEFAULT_KAFKA: Final = "127.0.0.1:9092"
+DEFAULT_DATABASE: Final = "postgresql://postgres@127.0.0.1:55432/postgres"
+STOP_SECONDS: Final = 30.0
+
+
+class PipelineError(RuntimeError):
+    """A service could not be started, or a CLI step failed."""
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pick_ports(wanted: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+    """The ports to use (0 or a busy port: a free one instead) and notes on what moved."""
+    ports: dict[str, int] = {}
+    notes: list[str] = []
+    for name in SERVICES:
+        port = wanted.get(name, 0)
+        if port and not port_free(port):
+            notes.append(f"port {port} is busy: {name} uses a free port instead")
+            port = 0
+        ports[name] = port or free_port()
+    return ports, notes
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` names a running (not zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
+
+
+def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text -> sample name -> [(labels, value)]."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return out
+
+
+@dataclass
+class Metrics:
+    """The figures the demo and the benchmarks read, from the three ``/metrics`` pages."""
+
+    accepted: float = 0.0
+    rejected: float = 0.0
+    published: float = 0.0
+    processed: float = 0.0
+    updates: float = 0.0
+    alerts_applied: float = 0.0
+    raised: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def raised_total(self) -> float:
+        return sum(self.raised.values())
+
+
+def _total(samples: Mapping[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+    return sum(value for _, value in samples.get(name, []))
+
+
+def read_metrics(pages: Mapping[str, str]) -> Metrics:
+    ingest = parse_metrics(pages.get("ingest", ""))
+    progress = parse_metrics(pages.get("progress", ""))
+    alerts = parse_metrics(pages.get("alerts", ""))
+    raised: dict[str, float] = {}
+    for labels, value in alerts.get("skillstream_alerts_alerts_raised_total", []):
+        raised[labels.get("kind", "?")] = raised.get(labels.get("kind", "?"), 0.0) + value
+    applied = sum(
+        value
+        for labels, value in alerts.get("skillstream_alerts_progress_updates_total", [])
+        if labels.get("outcome") == "applied"
+    )
+    return Metrics(
+        accepted=_total(ingest, "skillstream_ingest_statements_accepted_total"),
+        rejected=_total(ingest, "skillstream_ingest_statements_rejected_total"),
+        published=_total(ingest, "skillstream_ingest_events_published_total"),
+        processed=_total(progress, "skillstream_progress_events_processed_total"),
+        updates=_total(progress, "skillstream_progress_updates_published_total"),
+        alerts_applied=applied,
+        raised=raised,
+    )
+
+
+@dataclass
+class Pipeline:
+    """One run of the three services. ``name`` starts the topic prefix and schema names."""
+
+    name: str = "demo"
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    salt: str = ""
+    log_dir: Path | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    log_level: str = "WARNING"
+    notes: list[str] = field(default_factory=list)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_KAFKA)
+        self.dsn = os.environ.get("DATABASE_URL", DEFAULT_DATABASE)
+        self.salt = (
+            self.salt
+            or os.environ.get("SKILLSTREAM_LEARNER_KEY_SALT", "")
+            or f"{self.name}-{secrets.token_hex(16)}"
+        )
+        self.prefix = f"{self.name}{self.run_id}."
+        self.schemas = {s: f"{self.name}_{self.run_id}_{s}" for s in SERVICES}
+        self.bound, notes = pick_ports(self.ports)
+        self.notes.extend(notes)
+        if self.log_dir is None:
+            self.log_dir = ROOT / ".local" / self.name / f"{self.name}{self.run_id}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.bound[service]}"
+
+    def env(self, service: str) -> dict[str, str]:
+        upper = service.upper()
+        env = dict(os.environ)
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
+            DATABASE_URL=self.dsn,
+            SKILLSTREAM_LEARNER_KEY_SALT=self.salt,
+            SKILLSTREAM_TOPIC_PREFIX=self.prefix,
+            SKILLSTREAM_LOG_LEVEL=self.log_level,
+            PYTHONUNBUFFERED="1",
+        )
+        env[f"{upper}_DB_SCHEMA"] = self.schemas[service]
+        env[f"{upper}_HTTP_PORT"] = str(self.bound[service])
+        env.update(self.extra_env)
+        env.update(self.service_env.get(service, {}))
+        return env
+
+    def log_path(self, service: str) -> Path:
+        assert self.log_dir is not None
+        return self.log_dir / f"{service}.log"
+
+    def start(self) -> None:
+        """Start the three services (not waiting for them; see :meth:`wait_ready`)."""
+        assert self.log_dir is not None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for service in SERVICES:
+            log = self.log_path(service).open("ab")
+            self._logs[service] = log
+            self.procs[service] = subprocess.Popen(  # noqa: S603 - our own services
+                [sys.executable, "-m", f"services.{service}"],
+                env=self.env(service),
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # own process group: the terminal's Ctrl-C reaches the demo only, which then
+                # stops the services in order with SIGTERM
+                start_new_session=True,
+            )
+
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self.procs.items()}
+
+    def log_tail(self, service: str, chars: int = 3000) -> str:
+        try:
+            return self.log_path(service).read_text(encoding="utf-8", errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    async def wait_ready(self, limit: float = 120.0) -> float:
+        """Wait until every ``/readyz`` answers 200; returns the seconds it took."""
+        began = time.monotonic()
+        pending = set(SERVICES)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while pending:
+                for service in sorted(pending):
+                    proc = self.procs[service]
+                    if proc.poll() is not None:
+                        raise PipelineError(
+                            f"{service} exited with {proc.returncode}:\n{self.log_tail(service)}"
+                        )
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                        async with http.get(self.url(service) + "/readyz") as resp:
+                            if resp.status == 200:
+                                pending.discard(service)
+                if pending:
+                    if time.monotonic() - began > limit:
+                        tails = "\n".join(f"--- {s}\n{self.log_tail(s)}" for s in pending)
+                        raise PipelineError(f"not ready in {limit:.0f} s: {pending}\n{tails}")
+                    await asyncio.sleep(0.3)
+        return time.monotonic() - began
+
+    async def cli(self, service: str, *args: str) -> str:
+        """Run ``python -m services.<service>.cli ARGS`` in this run's environment."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"services.{service}.cli",
+            *args,
+            env=self.env(service),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        if proc.returncode != 0:
+            raise PipelineError(
+                f"services.{service}.cli {' '.join(args)} failed ({proc.returncode}): "
+                f"{err.decode(errors='replace')[-2000:]}"
+            )
+        return out.decode()
+
+    async def ingest_credential(self, tenant: str, name: str) -> tuple[str, str]:
+        out = await self.cli("ingest", "credentials", "create", "--tenant", tenant, "--name", name)
+        user = out.split("username:")[1].split()[0]
+        secret = out.split("secret:")[1].split()[0]
+        return user, secret
+
+    async def staff_token(self, tenant: str, name: str, team: str | None = None) -> str:
+        args = ["tokens", "create", "--tenant", tenant, "--name", name]
+        if team:
+            args += ["--team", team]
+        out = await self.cli("alerts", *args)
+        return out.split("token:")[1].split()[0]
+
+    async def load_frameworks(self, path: Path) -> str:
+        return await self.cli("progress", "frameworks", "load", str(path))
+
+    async def metric_pages(self, http: aiohttp.ClientSession) -> dict[str, str]:
+        pages: dict[str, str] = {}
+        for service in SERVICES:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with http.get(self.url(service) + "/metrics") as resp:
+                    if resp.status == 200:
+                        pages[service] = await resp.text()
+        return pages
+
+    async def metrics(self, http: aiohttp.ClientSession) -> Metrics:
+        return read_metrics(await self.metric_pages(http))
+
+    async def wait_frameworks(self, http: aiohttp.ClientSession, count: int, limit: float) -> bool:
+        """Wait until the progress worker's registry holds ``count`` framework versions."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            pages = await self.metric_pages(http)
+            samples = parse_metrics(pages.get("progress", ""))
+            if _total(samples, "skillstream_progress_framework_versions") >= count:
+                return True
+            await asyncio.sleep(0.5)
+        return False
+
+    def stop(self, timeout: float = STOP_SECONDS) -> dict[str, int | None]:
+        """SIGTERM every service (ingest first, so nothing new enters), wait for each; SIGKILL
+        one that is still running after ``timeout``. Returns the exit codes."""
+        for service in SERVICES:
+            proc = self.procs.get(service)
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        deadline = time.monotonic() + timeout
+        for service, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.notes.append(f"{service} ignored SIGTERM for {timeout:.0f} s: killed")
+                proc.kill()
+                proc.wait(10)
+            codes[service] = proc.returncode
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+        return codes
+
+    def leftovers(self) -> list[int]:
+        """Service pids still running (should be none after :meth:`stop`)."""
+        return [pid for pid in self.pids().values() if pid_alive(pid)]
+
+    async def cleanup(self) -> None:
+        """Delete the run's topics and schemas."""
+        import asyncpg
+
+        from shared.kafka import kafka_admin
+
+        with contextlib.suppress(Exception):
+            async with kafka_admin(self.bootstrap) as admin:
+                names = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
+                if names:
+                    await admin.delete_topics(names)
+        with contextlib.suppress(Exception):
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                for schema in self.schemas.values():
+                    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            finally:
+                await conn.close()
+
+
+def tenants_of(framework_yaml: Path) -> list[str]:
+    """Tenant ids of a framework file written by the simulator (one document per tenant)."""
+    import yaml
+
+    return [
+        str(doc["tenant"])
+        for doc in yaml.safe_load_all(framework_yaml.read_text(encoding="utf-8"))
+        if doc
+    ]
+
+
+def format_count(value: float) -> str:
+    return f"{round(value):,}"
+
+
+def describe(seq: Sequence[tuple[str, float]]) -> str:
+    return " · ".join(f"{k} {format_count(v)}" for k, v in seq) or "none yet"
