@@ -11,6 +11,7 @@ import pytest
 from services.ingest.errors import BadRequestError
 from services.ingest.handlers import (
     authority_for,
+    canonical,
     content_hash,
     event_id_for,
     parse_version,
@@ -134,7 +135,7 @@ def test_envelope_carries_learner_key_and_no_identifiers() -> None:
     assert downstream["id"] == str(prepared.statement_id)
     text = prepared.envelope.lower()
     for secret in (
-        b"ada",
+        b"ada.lovelace",  # not bare "ada": a random uuid can hold those hex digits
         b"lovelace",
         b"grace",
         b"carol",
@@ -221,3 +222,92 @@ def test_raw_ids_are_deterministic() -> None:
     assert raw_statement_id("xapi.raw.acme", 1, 42, 0) != raw_statement_id(
         "xapi.raw.acme", 1, 42, 1
     )
+
+
+def _envelope_samples() -> list[dict[str, Any]]:
+    from tests.unit.xapi import samples as xapi_samples
+
+    docs = [statement()]
+    for name in dir(xapi_samples):
+        value = getattr(xapi_samples, name)
+        if isinstance(value, dict) and "actor" in value and "verb" in value:
+            docs.append(value)
+    return docs
+
+
+@pytest.mark.parametrize("version", [XapiVersion.V1_0_3, XapiVersion.V2_0])
+def test_envelope_bytes_are_those_of_the_envelope_model(version: XapiVersion) -> None:
+    """The envelope is encoded without the pydantic model, to the same bytes."""
+    checked = 0
+    for raw in _envelope_samples():
+        try:
+            stmt = parse_statement(raw, version=version)
+        except ValueError:
+            continue
+        prepared = _prepare(raw, version)
+        model = Envelope.new(
+            STATEMENT_V1,
+            tenant="acme",
+            learner_key=prepared.actor.learner_key,
+            occurred_at=stmt.timestamp or prepared.stored,
+            recorded_at=prepared.stored,
+            event_id=prepared.event_id,
+            payload=orjson.loads(prepared.envelope)["payload"],
+        )
+        assert prepared.envelope == model.to_bytes()
+        assert prepared.key == model.key
+        assert Envelope.parse(prepared.envelope, {STATEMENT_V1}) == model
+        checked += 1
+    assert checked >= 5
+
+
+def test_envelope_refuses_a_tenant_the_model_would_refuse() -> None:
+    with pytest.raises(ValueError, match="tenant"):
+        prepare(
+            parse_statement(statement(), version=XapiVersion.V2_0),
+            tenant="Not A Tenant",
+            version=XapiVersion.V2_0,
+            stored=STORED,
+            authority=authority_for("acme", "lms1"),
+            salt=SALT,
+        )
+
+
+def _reference_canonical(value: Any, key: str | None = None) -> Any:
+    """The comparison form as first written (a plain recursive walk): the fast version must
+    give the same hashes, or retries of statements stored earlier would become conflicts."""
+    if key == "extensions":
+        return value
+    if isinstance(value, dict):
+        out = {k: _reference_canonical(v, k) for k, v in value.items()}
+        if out.get("objectType") == "StatementRef" and isinstance(out.get("id"), str):
+            out["id"] = out["id"].lower()
+        return out
+    if isinstance(value, list):
+        items = [_reference_canonical(v) for v in value]
+        if key == "member":
+            items.sort(key=lambda v: orjson.dumps(v, option=orjson.OPT_SORT_KEYS))
+        return items
+    if isinstance(value, str) and key in ("timestamp", "stored", "registration", "duration"):
+        return canonical({key: value})[key]
+    return value
+
+
+def test_content_hash_matches_the_reference_walk() -> None:
+    quirky: dict[str, Any] = {
+        "actor": {
+            "objectType": "Group",
+            "member": [{"mbox": "mailto:b@x"}, {"mbox": "mailto:a@x"}],
+        },
+        "verb": {"id": "http://x/v", "display": {"duration": "PT1.239S", "stored": "x"}},
+        "object": {"objectType": "StatementRef", "id": "ABCDEF01-0000-4000-8000-000000000000"},
+        "result": {"duration": "PT1.2399S", "extensions": {"http://x/e": {"timestamp": "raw"}}},
+        "context": {"registration": "ABC", "extensions": {"http://x/r": ["PT1.999S"]}},
+        "timestamp": "2024-01-01T00:00:00,1234-05:00",
+        "nested": [["PT9.999S", {"duration": "PT2.555S"}], None, 1.5, True],
+    }
+    for doc in [quirky, *_envelope_samples()]:
+        body = {k: v for k, v in doc.items() if k not in ("id", "stored", "authority", "version")}
+        expected = orjson.dumps(_reference_canonical(body), option=orjson.OPT_SORT_KEYS)
+        assert content_hash(doc) == hashlib.sha256(expected).hexdigest()
+        assert canonical(doc) == _reference_canonical(doc)
