@@ -117,6 +117,25 @@ def parse_duration(text: str) -> float:
     return sum(float(g.replace(",", ".")) * u for g, u in parts)
 
 
+_DURATIONS: dict[str, float | None] = {}  # a few distinct texts in practice; bounded
+
+
+def _cached_duration(text: Any) -> float | None:
+    """:func:`parse_duration` of ``text`` if it is a string, None if it is not or is invalid."""
+    if not isinstance(text, str):
+        return None
+    if text in _DURATIONS:
+        return _DURATIONS[text]
+    try:
+        value: float | None = parse_duration(text)
+    except ValueError:
+        value = None
+    if len(_DURATIONS) >= 10_000:
+        _DURATIONS.clear()
+    _DURATIONS[text] = value
+    return value
+
+
 # --- the framework, indexed once -----------------------------------------------------------------
 
 
@@ -154,8 +173,13 @@ class FrameworkIndex:
 # --- extraction --------------------------------------------------------------------------------
 
 
+_EMPTY: Mapping[str, Any] = {}
+
+
 def _obj(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    if type(value) is dict:  # the common case (JSON): skips the slower ABC check
+        return value
+    return value if isinstance(value, Mapping) else _EMPTY
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -259,6 +283,27 @@ def _mode(
     return "assessment" if types & ASSESSMENT_TYPES else None
 
 
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build (hot path)
+class RawEvidence:
+    """:class:`Evidence` without pydantic (the worker's hot path builds no model); the same
+    fields and values (``competencies`` as ``(competency, weight)`` pairs, sorted)."""
+
+    kind: Kind
+    occurred_at: datetime
+    statement_id: str | None
+    verb_id: str
+    activity_id: str | None
+    competencies: tuple[tuple[str, float], ...]
+    correct: bool | None
+    score: float | None
+    mode: Literal["practice", "assessment"] | None
+    hint_used: bool
+    completed: bool
+    duration_s: float | None
+    programme_id: str | None
+    session_id: str | None
+
+
 def extract_evidence(
     statement: Mapping[str, Any],
     framework: Framework | FrameworkIndex,
@@ -267,6 +312,32 @@ def extract_evidence(
 ) -> Evidence:
     """The evidence in one statement (see the module documentation for every rule)."""
     index = framework if isinstance(framework, FrameworkIndex) else FrameworkIndex.of(framework)
+    raw = extract_raw(statement, index, default_time=default_time)
+    return Evidence(
+        kind=raw.kind,
+        occurred_at=raw.occurred_at,
+        statement_id=raw.statement_id,
+        verb_id=raw.verb_id,
+        activity_id=raw.activity_id,
+        competencies=tuple(CompetencyWeight(competency=c, weight=w) for c, w in raw.competencies),
+        correct=raw.correct,
+        score=raw.score,
+        mode=raw.mode,
+        hint_used=raw.hint_used,
+        completed=raw.completed,
+        duration_s=raw.duration_s,
+        programme_id=raw.programme_id,
+        session_id=raw.session_id,
+    )
+
+
+def extract_raw(
+    statement: Mapping[str, Any],
+    index: FrameworkIndex,
+    *,
+    default_time: datetime | None = None,
+) -> RawEvidence:
+    """:func:`extract_evidence` as a :class:`RawEvidence` (what the worker uses per event)."""
     occurred_at = _time(statement.get("timestamp")) or _time(statement.get("stored"))
     occurred_at = occurred_at or default_time
     if occurred_at is None:
@@ -281,12 +352,7 @@ def extract_evidence(
     activity_id = obj.get("id") if isinstance(obj.get("id"), str) else None
     exts = [_obj(x.get("extensions")) for x in (result, context, definition)]
 
-    duration_s: float | None = None
-    if isinstance(result.get("duration"), str):
-        try:
-            duration_s = parse_duration(result["duration"])
-        except ValueError:
-            duration_s = None
+    duration_s = _cached_duration(result.get("duration"))
     found = match_competencies(statement, index)
     attempt = _attempt(result)
     hint = _hint(verb_id, exts)
@@ -312,21 +378,19 @@ def extract_evidence(
     if mode is None and attempt is not None:
         mode = "practice"
     sid = statement.get("id")
-    return Evidence(
-        kind=kind,
-        occurred_at=occurred_at,
-        statement_id=sid if isinstance(sid, str) else None,
-        verb_id=verb_id,
-        activity_id=activity_id,
-        competencies=tuple(
-            CompetencyWeight(competency=c, weight=w) for c, w in sorted(found.items())
-        ),
-        correct=attempt[0] if attempt else None,
-        score=attempt[1] if attempt else None,
-        mode=mode,
-        hint_used=hint,
-        completed=completed,
-        duration_s=duration_s,
-        programme_id=session[0] if attending and session else None,
-        session_id=session[1] if attending and session else None,
+    return RawEvidence(
+        kind,
+        occurred_at,
+        sid if isinstance(sid, str) else None,
+        verb_id,
+        activity_id,
+        tuple(sorted(found.items())),
+        attempt[0] if attempt else None,
+        attempt[1] if attempt else None,
+        mode,
+        hint,
+        completed,
+        duration_s,
+        session[0] if attending and session else None,
+        session[1] if attending and session else None,
     )

@@ -172,8 +172,18 @@ def update(
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"weight must be in (0, 1], not {weight}")
     prediction = predict(state, params)
-    new = _tally(state, correct, prediction, at, duration_s)
-    return replace(new, log_odds=step_log_odds(state.log_odds, params, correct, weight))
+    # built directly (the values of ``replace(_tally(...), log_odds=...)``): ``replace`` is
+    # slow and this runs once per attempt in the worker
+    return MasteryState(
+        attempts=state.attempts + 1,
+        correct=state.correct + (1 if correct else 0),
+        correct_streak=state.correct_streak + 1 if correct else 0,
+        wrong_streak=0 if correct else state.wrong_streak + 1,
+        last_event_at=_later(state.last_event_at, at),
+        time_on_task_s=state.time_on_task_s + max(duration_s, 0.0),
+        last_prediction=prediction,
+        log_odds=step_log_odds(state.log_odds, params, correct, weight),
+    )
 
 
 # --- Elo -------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The worker's per-event work and batch life cycle (used by the thin Faust agent).
 
-Events are applied one by one to the open batch (state changes kept in memory, updates handed
-to the producer). A batch is *sealed* when it is full or older than ``within`` seconds: its
-learners' entries are written to the table (one changelog write per learner per batch), then it
-is flushed in the background -- projection transaction, producer flush (updates and changelog
-acknowledged by Kafka), and only then the acknowledgement of its events, so an offset is never
-committed before every effect of its statement is durable. While a batch is flushed, the next
-one fills: at most one flush is in flight and flushes run in order, so the projection's
-watermarks only move forward.
+Events are applied one by one to the open batch (state changes and encoded updates kept in
+memory). A batch is *sealed* when it is full, or older than ``within`` seconds once the previous
+flush is done (a busy worker makes bigger batches): its learners' entries are written to the
+table (one changelog write per learner per batch) and its updates handed to the producer, in
+event order, as one record batch per partition; then it is flushed in the background --
+projection transaction, producer flush (updates and changelog acknowledged by Kafka), and only
+then the acknowledgement of its events, so an offset is never committed before every effect of
+its statement is durable. While a batch is flushed, the next one fills: at most one flush is in
+flight and flushes run in order, so the projection's watermarks only move forward.
 
 Stopping (or crashing) loses nothing: events not acknowledged are delivered again; entries of an
 unsealed batch were never written to the table, so they are simply recomputed; entries written
@@ -28,11 +29,11 @@ from typing import Any
 
 import orjson
 
-from services.progress.handlers import Processor
+from services.progress.handlers import EnvelopeView, Processor, parse_statement_envelope
 from services.progress.metrics import ProgressMetrics
 from services.progress.projection import Projector
 from services.progress.state import LearnerRecord, decode, encode
-from shared.envelope import STATEMENT_V1, Envelope
+from shared.envelope import STATEMENT_V1
 from shared.errors import PermanentError, is_retriable
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ ACCEPTED = frozenset({STATEMENT_V1})
 
 #: ``send(topic, key, value)``: hands a record to the producer (delivery awaited by ``flush``)
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
+#: ``send_many(topic, [(key, value), ...])``: hands records to the producer in this order
+#: (delivery awaited by ``flush``)
+SendMany = Callable[[str, list[tuple[bytes, bytes]]], Awaitable[Any]]
 
 
 def deadletter_body(reason: str, error: str, event: Any) -> bytes:
@@ -57,7 +61,7 @@ def deadletter_body(reason: str, error: str, event: Any) -> bytes:
     )
 
 
-def checked_key(key: bytes | None, env: Envelope) -> bytes:
+def checked_key(key: bytes | None, env: EnvelopeView) -> bytes:
     """The table is co-partitioned with the source by key: a message keyed otherwise than its
     envelope says would put the learner's state on the wrong partition."""
     if key != env.key:
@@ -69,6 +73,7 @@ def checked_key(key: bytes | None, env: Envelope) -> bytes:
 class Batch:
     events: list[Any] = field(default_factory=list)
     pending: dict[bytes, LearnerRecord] = field(default_factory=dict)
+    updates: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value), in order
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # "" kind: redelivered
     published: int = 0
     started: float = 0.0
@@ -83,17 +88,22 @@ class Pipeline:
         projector: Projector,
         metrics: ProgressMetrics,
         send: Send,
+        send_many: SendMany,
+        write_entries: Callable[[list[tuple[bytes, bytes]]], Awaitable[None]],
         flush_producer: Callable[[], Awaitable[None]],
         updates_topic: str,
         deadletter_topic: str,
         batch_max: int,
         within: float,
+        decoded_max: int = 4096,  # about 12 KB each with 20 competencies: <= ~48 MiB
     ) -> None:
         self._table = table
         self._processor = processor
         self._projector = projector
         self._metrics = metrics
         self._send = send
+        self._send_many = send_many
+        self._write_entries = write_entries
         self._flush_producer = flush_producer
         self._updates = updates_topic
         self._deadletter = deadletter_topic
@@ -102,11 +112,32 @@ class Pipeline:
         self._batch = Batch()
         self._inflight: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
+        # learner records decoded from (or encoded into) the table, by key, with the exact
+        # value object they belong to: a hit only when the table still holds that object
+        # (a recovery, a rebalance or any other writer puts other objects there)
+        self._decoded: dict[bytes, tuple[bytes, LearnerRecord]] = {}
+        self._decoded_max = decoded_max
         self.ack: Callable[[Any], Awaitable[Any]] | None = None
 
     def record_of(self, key: bytes) -> LearnerRecord:
         pending = self._batch.pending.get(key)
-        return pending if pending is not None else decode(self._table.get(key))
+        if pending is not None:
+            return pending
+        raw = self._table.get(key)
+        hit = self._decoded.get(key)
+        if hit is not None and raw is not None and hit[0] is raw:
+            return hit[1]
+        record = decode(raw)
+        if raw is not None:
+            self._remember(key, raw, record)
+        return record
+
+    def _remember(self, key: bytes, raw: bytes, record: LearnerRecord) -> None:
+        decoded = self._decoded
+        decoded.pop(key, None)  # re-inserted last: the oldest entries go first
+        if len(decoded) >= self._decoded_max:
+            del decoded[next(iter(decoded))]
+        decoded[key] = (raw, record)
 
     async def on_event(self, event: Any) -> None:
         async with self._lock:
@@ -121,7 +152,7 @@ class Pipeline:
     async def _apply(self, event: Any, batch: Batch) -> None:
         msg = event.message
         try:
-            env = Envelope.parse(event.value, ACCEPTED)
+            env = parse_statement_envelope(event.value, ACCEPTED)
             key = checked_key(event.key, env)
             outcome = self._processor.process(env, self.record_of(key))
         except Exception as exc:
@@ -139,16 +170,22 @@ class Pipeline:
         else:
             batch.pending[key] = outcome.record
             batch.counts[(env.tenant, outcome.evidence)] += 1
-        for update in outcome.updates:
-            await self._send(self._updates, key, update.value)
+        # handed to the producer when the batch is sealed (in order, batched per partition)
+        batch.updates.extend([(key, update.value) for update in outcome.updates])
         batch.published += len(outcome.updates)
         self._projector.add(msg.partition, msg.offset, outcome)
 
     async def tick(self) -> None:
-        """Seal the open batch if it is older than ``within`` (called by a timer)."""
+        """Seal the open batch if it is older than ``within`` (called by a timer) and the
+        previous flush is done: while one is in flight the batch keeps filling (up to
+        ``batch_max``) instead of queueing behind it, so a busy worker makes bigger batches --
+        fewer transactions, changelog writes and produce requests per event."""
         async with self._lock:
-            if self._inflight is not None and self._inflight.done():
-                self._inflight.result()  # a failed flush surfaces even when no event comes
+            inflight = self._inflight
+            if inflight is not None and inflight.done():
+                inflight.result()  # a failed flush surfaces even when no event comes
+            elif inflight is not None:
+                return
             batch = self._batch
             age = asyncio.get_running_loop().time() - batch.started
             if batch.events and age >= self.within:
@@ -157,8 +194,15 @@ class Pipeline:
     async def _seal(self) -> None:
         batch, self._batch = self._batch, Batch()
         items = self._projector.take()
+        # the table is read through ``record_of``; written once per learner per batch
+        entries = []
         for key, record in batch.pending.items():
-            self._table[key] = encode(record)
+            raw = encode(record)
+            entries.append((key, raw))
+            self._remember(key, raw, record)
+        await self._write_entries(entries)
+        if batch.updates:
+            await self._send_many(self._updates, batch.updates)
         if self._inflight is not None:
             await self._inflight  # in order, one at a time; raises if it failed
         self._inflight = asyncio.ensure_future(self._flush(batch, items))
