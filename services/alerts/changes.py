@@ -45,6 +45,7 @@ class Outcome:
     decisions: list[tuple[str, Decision]] = field(default_factory=list)
     events: int = 0
     deliveries: int = 0
+    notified: set[str] = field(default_factory=set)  # channels notified in this transaction
 
 
 def _event(alert: dict[str, Any], action: str, actor: str, note: str | None) -> AlertEvent:
@@ -109,15 +110,23 @@ class Changes:
         )
         body = env.to_bytes()
         await repo.enqueue_outbox(conn, env.event_id, env.tenant, env.key, body)
-        await repo.notify(conn, self._outbox_channel)
+        await self._notify(conn, self._outbox_channel, outcome)
         outcome.events += 1
         if alert["team"]:
             hooks = await repo.active_webhooks(conn, alert["tenant"], alert["team"])
             if hooks:
                 await repo.enqueue_deliveries(conn, hooks, env.event_id, env.tenant, body)
-                await repo.notify(conn, self._deliveries_channel)
+                await self._notify(conn, self._deliveries_channel, outcome)
                 outcome.deliveries += len(hooks)
         return env.event_id
+
+    @staticmethod
+    async def _notify(conn: repo.Conn, channel: str, outcome: Outcome) -> None:
+        # once per channel and transaction: PostgreSQL folds identical notifications of a
+        # transaction into one anyway, so the others are only round trips
+        if channel not in outcome.notified:
+            outcome.notified.add(channel)
+            await repo.notify(conn, channel)
 
     # --- detector signals ------------------------------------------------------------------
 

@@ -50,7 +50,8 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
         "statement_ids": _ids(recent),
         "mastery_trajectory": _trajectory(comp),
     }
-    if comp.attempts >= rule.max_attempts:
+    current = next((a.mastery for a in reversed(comp.recent) if a.mastery is not None), None)
+    if comp.attempts >= rule.max_attempts and (current is None or current < rule.max_mastery):
         evidence["rule"] = f"no {rule.correct_in_a_row} correct in a row in {rule.max_attempts}"
         return True, "high", evidence
     window = [a for a in comp.recent if a.mastery is not None][-rule.slope_window :]
@@ -118,11 +119,17 @@ def gaming(comp: CompetencyState, rule: Gaming) -> Verdict:
 
 
 def regression(comp: CompetencyState, rule: Regression, was_active: bool) -> Verdict:
-    if comp.peak is None or not comp.trajectory or comp.peak < rule.min_peak:
+    if comp.peak is None or not comp.trajectory:
+        return False, "medium", {}
+    if comp.peak < rule.min_peak and not comp.model_mastered:
         return False, "medium", {}
     current = comp.trajectory[-1][1]
     drop = comp.peak - current
-    holds = drop > rule.drop or (was_active and drop > rule.drop / 2)
+    if was_active:
+        holds = drop > rule.drop / 2
+    else:
+        recent = comp.trajectory[-rule.sustain :]
+        holds = len(recent) == rule.sustain and all(comp.peak - m > rule.drop for _, m in recent)
     if not holds:
         return False, "medium", {}
     return (
@@ -159,6 +166,8 @@ def _record(comp: CompetencyState, update: ProgressUpdate, at: datetime, rule: W
         comp.trajectory = [*comp.trajectory, (at, update.mastery_after)][-TRAJECTORY_POINTS:]
         if comp.peak is None or update.mastery_after > comp.peak:
             comp.peak, comp.peak_at = update.mastery_after, at
+    if update.mastered:
+        comp.model_mastered = True
     if update.mastered or comp.correct_streak >= rule.correct_in_a_row:
         comp.mastered = True
 
@@ -239,7 +248,10 @@ def evaluate(
     previous: LearnerState, env: Envelope, update: ProgressUpdate, settings: DetectorSettings
 ) -> tuple[LearnerState, list[Signal]]:
     """Apply one progress update; return the new state and the signals, in order."""
-    state = previous.model_copy(deep=True)
+    # copy on write: the learner shell and the one competency touched are copied; every list
+    # is replaced rather than changed in place and attempts are frozen, so the rest is shared
+    state = previous.model_copy()
+    state.competencies = dict(previous.competencies)
     at = env.occurred_at
     state.seen = [*state.seen, str(env.event_id)][-SEEN_EVENTS:]
     if update.programme is not None:
@@ -251,7 +263,9 @@ def evaluate(
         state.last_activity = at
     if update.competency is None or update.evidence not in ("attempt", "hint"):
         return state, signals
-    comp = state.competencies.setdefault(update.competency, CompetencyState())
+    known = state.competencies.get(update.competency)
+    comp = CompetencyState() if known is None else known.model_copy()
+    state.competencies[update.competency] = comp
     delta = max(0, update.hints - comp.last_hints)
     comp.last_hints = max(comp.last_hints, update.hints)
     if update.evidence == "hint":

@@ -1,14 +1,24 @@
-"""Applies one progress update: detectors on the learner's state, then one PostgreSQL
-transaction for the signals. Called by the Faust agent (:mod:`services.alerts.agents`).
+"""Applies progress updates in batches: detectors on each learner's state, then ONE PostgreSQL
+transaction for the whole batch. Called by the Faust agent (:mod:`services.alerts.agents`) with
+the records of one ``take_events`` buffer (:meth:`Processor.process` is a batch of one).
 
-Exactly-once effect under at-least-once delivery:
+Per batch: each learner's state is read from the table and decoded once, every update of the
+batch is run through the detectors in order (in memory), then one transaction inserts all the
+event ids into ``inbox`` (``ON CONFLICT DO NOTHING RETURNING`` tells which are new), upserts the
+learners' activity with one ``unnest`` statement, advances the event clock once and applies the
+signals of the new updates only, in order. After the commit each learner's state is encoded
+and written to the table once.
 
-* the transaction first inserts the update's ``event_id`` into ``inbox``; if it was there, the
-  update was applied before (a redelivery) and nothing else is written;
-* the learner's detector state is written to the Faust table only *after* that transaction
-  commits. A crash in between redelivers the update against the old state, which computes the
+Exactly-once effect under at-least-once delivery (unchanged by batching):
+
+* the inbox insert is in the same transaction as the effects: an update whose ``event_id`` was
+  there was applied before (a redelivery) and its signals are dropped;
+* the learners' detector states are written to the Faust table only *after* that transaction
+  commits. A crash in between redelivers the batch against the old states, which compute the
   same signals, and the inbox drops them; a crash after the table write (changelog sent) but
-  before the offset commit finds the event id in the state's ``seen`` list and skips it;
+  before the offset commit finds the event ids in the states' ``seen`` lists and skips them;
+* a batch whose transaction fails for a non-retriable reason is applied again one update per
+  transaction, so only the update that breaks is dead-lettered;
 * PostgreSQL away: the transaction is retried with back-off (the partition waits, nothing is
   lost); a message that cannot be decoded or breaks a detector goes to
   ``progress.updates.deadletter`` with its reason and never blocks the partition.
@@ -19,7 +29,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -85,6 +99,46 @@ def deadletter_record(key: bytes | None, raw: bytes, reason: str, message: str) 
     )
 
 
+@dataclass
+class _Item:
+    """One decoded record of a batch and what the detectors made of it."""
+
+    index: int
+    key: bytes | None
+    raw: bytes
+    env: Envelope
+    update: ProgressUpdate
+    signals: list[Signal] = field(default_factory=list)
+    partition: int | None = None
+
+
+def _activity(items: Sequence[_Item]) -> list[tuple[str, str, datetime, str | None, str | None]]:
+    """One ``learner_activity`` row per learner: the latest event time and the last programme
+    and business unit given (what applying the updates one by one leaves), sorted by key."""
+    rows: dict[tuple[str, str], list[Any]] = {}
+    for item in items:
+        env, update = item.env, item.update
+        row = rows.setdefault((env.tenant, env.learner_key), [env.occurred_at, None, None])
+        row[0] = max(row[0], env.occurred_at)
+        if update.programme is not None:
+            row[1] = update.programme
+        if update.business_unit is not None:
+            row[2] = update.business_unit
+    return [(t, lk, at, prog, bu) for (t, lk), (at, prog, bu) in sorted(rows.items())]
+
+
+def _clocks(items: Sequence[_Item]) -> dict[int, datetime]:
+    """The largest event time per partition (of the items whose partition is known)."""
+    clocks: dict[int, datetime] = {}
+    for item in items:
+        if item.partition is not None:
+            at = clocks.get(item.partition)
+            clocks[item.partition] = (
+                item.env.occurred_at if at is None else max(at, item.env.occurred_at)
+            )
+    return clocks
+
+
 class Processor:
     def __init__(
         self,
@@ -102,6 +156,10 @@ class Processor:
         self._metrics = metrics
         self._deadletter = deadletter
         self._retry_max = retry_max
+        # label lookups once, not per update
+        self._applied = metrics.updates.labels("applied")
+        self._duplicate = metrics.updates.labels("duplicate")
+        self._deadlettered = metrics.updates.labels("deadletter")
 
     async def _dead(self, key: bytes | None, raw: bytes, reason: str, message: str) -> None:
         log.warning(
@@ -111,43 +169,103 @@ class Processor:
             extra={"reason": reason, "error": message},
         )
         self._metrics.deadletters.labels("stream", reason).inc()
-        self._metrics.updates.labels("deadletter").inc()
+        self._deadlettered.inc()
         await self._deadletter(key, raw, reason, message)
 
     async def process(
         self, key: bytes | None, raw: bytes, table: MutableMapping[bytes, bytes]
     ) -> str:
         """Handle one record; returns ``applied``, ``duplicate`` or ``deadletter``."""
+        [outcome] = await self.process_batch([(key, raw)], table)
+        return outcome
+
+    async def process_batch(
+        self,
+        records: Sequence[tuple[bytes | None, bytes]],
+        table: MutableMapping[bytes, bytes],
+        before_write: Callable[[int], None] | None = None,
+        partitions: Sequence[int] | None = None,
+    ) -> list[str]:
+        """Handle records in order; returns each one's ``applied``, ``duplicate`` or
+        ``deadletter``. ``before_write(i)`` is called before the table write of the state last
+        changed by record ``i`` (the agent makes record ``i`` Faust's current event, so the
+        changelog goes to that record's partition). ``partitions`` (of the records, when
+        known) advance the per-partition event clocks the scanner's replay clock is made of."""
         started = time.perf_counter()
+        outcomes = ["deadletter"] * len(records)
+        states: dict[bytes, LearnerState] = {}
+        last_index: dict[bytes, int] = {}
+        items: list[_Item] = []
+        for index, (key, raw) in enumerate(records):
+            try:
+                env = Envelope.parse(raw, ACCEPTED)
+                update = ProgressUpdate.model_validate(env.payload)
+            except PermanentError as exc:
+                await self._dead(key, raw, exc.reason, str(exc))
+                continue
+            except ValidationError as exc:
+                await self._dead(key, raw, "invalid_payload", str(exc.errors()[0]))
+                continue
+            state = states.get(env.key)
+            if state is None:
+                state = LearnerState.from_bytes(table.get(env.key))
+            if str(env.event_id) in state.seen:
+                states[env.key] = state
+                outcomes[index] = "duplicate"
+                continue
+            partition = partitions[index] if partitions is not None else None
+            item = _Item(index, key, raw, env, update, partition=partition)
+            try:
+                programme = update.programme or state.programme
+                settings = await self._retrying(partial(self._settings.get, env.tenant, programme))
+                new_state, item.signals = evaluate(state, env, update, settings)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bug or bad data must not stop the partition
+                await self._dead(key, raw, "processing_error", f"{type(exc).__name__}: {exc}")
+                continue
+            states[env.key] = new_state
+            last_index[env.key] = index
+            items.append(item)
+        applied = await self._apply_all(items)
+        for item in items:
+            outcomes[item.index] = applied.get(item.index, "deadletter")
+        for state_key, index in last_index.items():
+            if before_write is not None:
+                before_write(index)
+            table[state_key] = states[state_key].to_bytes()
+        self._count(outcomes, time.perf_counter() - started)
+        return outcomes
+
+    def _count(self, outcomes: list[str], elapsed: float) -> None:
+        for outcome in outcomes:  # dead letters were counted when sent
+            if outcome == "applied":
+                self._applied.inc()
+                self._metrics.process_latency.observe(elapsed)
+            elif outcome == "duplicate":
+                self._duplicate.inc()
+
+    async def _apply_all(self, items: list[_Item]) -> dict[int, str]:
+        """Apply ``items`` in one transaction (one per item if that fails for good);
+        returns ``applied``/``duplicate``/``deadletter`` by record index."""
+        if not items:
+            return {}
         try:
-            env = Envelope.parse(raw, ACCEPTED)
-            update = ProgressUpdate.model_validate(env.payload)
-        except PermanentError as exc:
-            await self._dead(key, raw, exc.reason, str(exc))
-            return "deadletter"
-        except ValidationError as exc:
-            await self._dead(key, raw, "invalid_payload", str(exc.errors()[0]))
-            return "deadletter"
-        state = LearnerState.from_bytes(table.get(env.key))
-        if str(env.event_id) in state.seen:
-            self._metrics.updates.labels("duplicate").inc()
-            return "duplicate"
-        try:
-            settings = await self._retrying(
-                lambda: self._settings.get(env.tenant, update.programme or state.programme)
-            )
-            new_state, signals = evaluate(state, env, update, settings)
-            applied = await self._retrying(lambda: self.apply(env, update, signals))
+            new = await self._retrying(partial(self.apply_batch, items))
+            return {i.index: "applied" if i.env.event_id in new else "duplicate" for i in items}
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug or bad data must not stop the partition
-            await self._dead(key, raw, "processing_error", f"{type(exc).__name__}: {exc}")
-            return "deadletter"
-        table[env.key] = new_state.to_bytes()
-        self._metrics.process_latency.observe(time.perf_counter() - started)
-        outcome = "applied" if applied else "duplicate"
-        self._metrics.updates.labels(outcome).inc()
-        return outcome
+        except Exception as exc:  # noqa: BLE001 - find the update that breaks, one by one
+            if len(items) == 1:
+                item = items[0]
+                await self._dead(
+                    item.key, item.raw, "processing_error", f"{type(exc).__name__}: {exc}"
+                )
+                return {item.index: "deadletter"}
+        out: dict[int, str] = {}
+        for item in items:
+            out.update(await self._apply_all([item]))
+        return out
 
     async def _retrying(self, step: Callable[[], Awaitable[_T]]) -> _T:
         failures = 0
@@ -169,24 +287,28 @@ class Processor:
                 await asyncio.sleep(pause)
 
     async def apply(self, env: Envelope, update: ProgressUpdate, signals: list[Signal]) -> bool:
-        """The update's one transaction; False when its event id was applied before."""
+        """One update's transaction; False when its event id was applied before."""
+        item = _Item(0, None, b"", env, update, signals)
+        return env.event_id in await self.apply_batch([item])
+
+    async def apply_batch(self, items: Sequence[_Item]) -> set[uuid.UUID]:
+        """The batch's one transaction; returns the event ids that were new (applied)."""
         outcome = Outcome()
         async with self._pool.acquire() as conn, conn.transaction():
-            if not await repo.claim_event(conn, env.event_id):
-                return False
-            await repo.touch_activity(
-                conn,
-                tenant=env.tenant,
-                learner_key=env.learner_key,
-                at=env.occurred_at,
-                programme=update.programme,
-                business_unit=update.business_unit,
-            )
-            await repo.advance_clock(conn, env.occurred_at)
-            for signal in signals:
-                await self._changes.apply_signal(conn, env.tenant, env.learner_key, signal, outcome)
+            new = await repo.claim_events(conn, [i.env.event_id for i in items])
+            fresh = [i for i in items if i.env.event_id in new]
+            if fresh:
+                await repo.touch_activities(conn, _activity(fresh))
+                await repo.advance_clock(conn, max(i.env.occurred_at for i in fresh))
+                await repo.advance_partition_clocks(conn, _clocks(fresh))
+            for item in fresh:
+                env = item.env
+                for signal in item.signals:
+                    await self._changes.apply_signal(
+                        conn, env.tenant, env.learner_key, signal, outcome
+                    )
         for kind, decision in outcome.decisions:
             self._metrics.signals.labels(kind, decision).inc()
         for kind, severity in outcome.opened:
             self._metrics.raised.labels(kind, severity).inc()
-        return True
+        return new

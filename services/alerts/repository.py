@@ -29,37 +29,40 @@ def deliveries_channel(schema: str) -> str:
 # --- stream effects ----------------------------------------------------------------------------
 
 
-async def claim_event(conn: Conn, event_id: uuid.UUID) -> bool:
-    """Record ``event_id`` as processed; False when it was already (a redelivery)."""
-    row = await conn.fetchval(
-        "INSERT INTO inbox (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", event_id
+async def claim_events(conn: Conn, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Record ``event_ids`` as processed; returns those that were not already (the others
+    are redeliveries)."""
+    rows = await conn.fetch(
+        "INSERT INTO inbox (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
+        " RETURNING event_id",
+        list(event_ids),
     )
-    return bool(row)
+    return {r["event_id"] for r in rows}
 
 
-async def touch_activity(
-    conn: Conn,
-    *,
-    tenant: str,
-    learner_key: str,
-    at: datetime,
-    programme: str | None,
-    business_unit: str | None,
+async def touch_activities(
+    conn: Conn, rows: Sequence[tuple[str, str, datetime, str | None, str | None]]
 ) -> None:
+    """The learners' last evidence (event time; a programme or business unit given replaces
+    the stored one) in one statement; ``rows`` are ``(tenant, learner_key, at, programme,
+    business_unit)``, at most one per learner."""
+    if not rows:
+        return
+    tenants, keys, ats, programmes, units = (list(column) for column in zip(*rows, strict=True))
     await conn.execute(
         """
         INSERT INTO learner_activity (tenant, learner_key, last_activity, programme, business_unit)
-        VALUES ($1, $2, $3, $4, $5)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
         ON CONFLICT (tenant, learner_key) DO UPDATE SET
             last_activity = GREATEST(learner_activity.last_activity, EXCLUDED.last_activity),
             programme = COALESCE(EXCLUDED.programme, learner_activity.programme),
             business_unit = COALESCE(EXCLUDED.business_unit, learner_activity.business_unit)
         """,
-        tenant,
-        learner_key,
-        at,
-        programme,
-        business_unit,
+        tenants,
+        keys,
+        ats,
+        programmes,
+        units,
     )
 
 
@@ -73,8 +76,31 @@ async def advance_clock(conn: Conn, at: datetime) -> None:
     )
 
 
+async def advance_partition_clocks(conn: Conn, clocks: dict[int, datetime]) -> None:
+    """The largest event time applied per partition (rows sorted: a fixed lock order)."""
+    if not clocks:
+        return
+    parts = sorted(clocks)
+    await conn.execute(
+        """
+        INSERT INTO partition_clock (partition, event_time)
+        SELECT * FROM unnest($1::integer[], $2::timestamptz[])
+        ON CONFLICT (partition) DO UPDATE
+        SET event_time = GREATEST(partition_clock.event_time, EXCLUDED.event_time)
+        """,
+        parts,
+        [clocks[p] for p in parts],
+    )
+
+
 async def event_clock(conn: Conn) -> datetime | None:
-    value: datetime | None = await conn.fetchval("SELECT event_time FROM event_clock")
+    """The event clock: the low watermark over the partitions applied so far (the smallest of
+    their largest event times), else the largest event time seen (updates applied without a
+    partition, as the tests do)."""
+    value: datetime | None = await conn.fetchval(
+        "SELECT COALESCE((SELECT min(event_time) FROM partition_clock),"
+        " (SELECT event_time FROM event_clock))"
+    )
     return value
 
 

@@ -37,7 +37,8 @@ class CompetencyState(BaseModel):
     attempts: int = 0
     correct_streak: int = 0
     wrong_streak: int = 0
-    mastered: bool = False
+    mastered: bool = False  # by the model or by ``correct_in_a_row`` right answers in a row
+    model_mastered: bool = False  # progress reported ``mastered`` at least once
     peak: float | None = None
     peak_at: datetime | None = None
     last_hints: int = 0  # the cumulative hint count last reported by progress

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -20,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -29,6 +30,27 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT: Final = Path(__file__).resolve().parents[2]
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def terminate_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to send the child SIGTERM when its parent dies (prctl).
+
+    Without it a demo or benchmark killed with SIGKILL (a timeout, a crashed terminal) leaves
+    its services running. libc is looked up here, in the parent, so that the child between fork
+    and exec makes one call and nothing else. ``None`` elsewhere than Linux.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def child() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return child
+
+
 SERVICES: Final = ("ingest", "progress", "alerts")
 DEFAULT_PORTS: Final = {"ingest": 8080, "progress": 8081, "alerts": 8082}
 DEFAULT_KAFKA: Final = "127.0.0.1:9092"
@@ -195,6 +217,7 @@ class Pipeline:
         """Start the three services (not waiting for them; see :meth:`wait_ready`)."""
         assert self.log_dir is not None
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        on_parent_death = terminate_with_parent()
         for service in SERVICES:
             log = self.log_path(service).open("ab")
             self._logs[service] = log
@@ -208,6 +231,8 @@ class Pipeline:
                 # own process group: the terminal's Ctrl-C reaches the demo only, which then
                 # stops the services in order with SIGTERM
                 start_new_session=True,
+                # and should the demo itself be killed, the kernel stops them: no orphans
+                preexec_fn=on_parent_death,  # noqa: PLW1509 - one syscall, no locks
             )
 
     def pids(self) -> dict[str, int]:

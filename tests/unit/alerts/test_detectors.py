@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from services.alerts.detectors import evaluate
 from services.alerts.rules import DetectorSettings, resolve
-from services.alerts.state import LearnerState
+from services.alerts.state import LearnerState, Signal
 from tests.unit.alerts.helpers import T0, Learner, update_env
 
 # --- wheel-spinning ------------------------------------------------------------------------
@@ -50,13 +51,35 @@ def test_wheel_spinning_threshold_is_configurable() -> None:
 
 def test_wheel_spinning_flagged_early_when_mastery_is_low_and_flat() -> None:
     learner = Learner()
-    for i in range(5):
-        learner.answer(correct=i == 2, mastery_after=0.2 + 0.01 * i, predicted_correct=0.3)
+    for i in range(7):
+        learner.answer(correct=i == 2, mastery_after=0.1 + 0.005 * i, predicted_correct=0.25)
+    assert "wheel_spinning" not in learner.kinds()  # 7 attempts: not enough evidence yet
+    learner.answer(correct=False, mastery_after=0.14, predicted_correct=0.25)
     ws = [s for s in learner.signals if s.kind == "wheel_spinning"]
     assert [s.action for s in ws] == ["raise"]
     assert ws[0].severity == "medium"
     assert ws[0].evidence["rule"] == "mastery model: low and flat"
-    assert len(ws[0].evidence["mastery_trajectory"]) == 5
+    assert len(ws[0].evidence["mastery_trajectory"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("mastery", "predicted"),
+    [(0.25, 0.25), (0.1, 0.4)],  # estimate not low enough / predicted chance not low enough
+)
+def test_no_early_flag_unless_the_model_is_confident(mastery: float, predicted: float) -> None:
+    learner = Learner()
+    for _ in range(9):
+        learner.answer(correct=False, mastery_after=mastery, predicted_correct=predicted)
+    assert "wheel_spinning" not in learner.kinds()
+
+
+def test_classic_rule_needs_the_model_to_agree() -> None:
+    learner = Learner(no_early())
+    for i in range(10):  # never three in a row, but the model is convinced
+        learner.answer(correct=i % 3 != 2, mastery_after=0.8)
+    assert "wheel_spinning" not in learner.kinds()
+    learner.answer(correct=False, mastery_after=0.45)  # the model changes its mind
+    assert "wheel_spinning" in learner.kinds()
 
 
 def test_no_early_flag_when_mastery_is_rising() -> None:
@@ -171,29 +194,65 @@ def test_gaming_clears_when_the_window_is_normal_again() -> None:
 # --- regression ----------------------------------------------------------------------------
 
 
-def test_regression_from_peak() -> None:
-    learner = Learner(resolve({"wheel_spinning": {"enabled": False}}))
-    for m in (0.5, 0.7, 0.8):
+def no_wheel() -> DetectorSettings:
+    return resolve({"wheel_spinning": {"enabled": False}})
+
+
+def regressions(learner: Learner, *masteries: float, **payload: Any) -> list[Signal]:
+    out = []
+    for m in masteries:
+        out += learner.answer(correct=False, mastery_after=m, **payload)
+    return [s for s in out if s.kind == "regression"]
+
+
+def test_regression_after_mastery_on_a_sustained_drop() -> None:
+    learner = Learner(no_wheel())
+    for m in (0.5, 0.8, 0.96):
         learner.answer(correct=True, mastery_after=m)
-    learner.answer(correct=False, mastery_after=0.61)  # drop 0.19: not yet
-    assert "regression" not in learner.kinds()
-    [r] = [s for s in learner.answer(correct=False, mastery_after=0.55) if s.kind == "regression"]
-    assert r.evidence["peak"] == 0.8
-    assert r.evidence["drop"] == pytest.approx(0.25)
+    # drop 0.26 (not more than 0.5), then three attempts more than 0.5 below: not four yet
+    assert regressions(learner, 0.7, 0.45, 0.4, 0.35) == []
+    [r] = regressions(learner, 0.3)  # the fourth attempt in a row more than 0.5 below the peak
+    assert r.action == "raise"
+    assert r.evidence["peak"] == 0.96
+    assert r.evidence["drop"] == pytest.approx(0.66)
     assert r.severity == "medium"
-    [r2] = [s for s in learner.answer(correct=False, mastery_after=0.4) if s.kind == "regression"]
-    assert r2.severity == "high"
-    learner.answer(correct=True, mastery_after=0.65)  # within drop/2 = 0.1 of... not yet
-    assert learner.kinds("clear") == []
-    learner.answer(correct=True, mastery_after=0.75)
-    assert learner.kinds("clear") == ["regression"]
+    [r2] = regressions(learner, 0.2)
+    assert r2.severity == "high"  # drop 0.76 >= 0.7
+    learner.answer(correct=True, mastery_after=0.65)  # drop 0.31: still more than drop / 2
+    assert "regression" not in learner.kinds("clear")
+    learner.answer(correct=True, mastery_after=0.8)
+    assert "regression" in learner.kinds("clear")
+
+
+def test_a_wrong_answer_after_mastery_is_not_regression() -> None:
+    learner = Learner(no_wheel())
+    for m in (0.6, 0.9, 0.97):
+        learner.answer(correct=True, mastery_after=m)
+    for _ in range(3):  # BKT wobble: a slip, then right again
+        learner.answer(correct=False, mastery_after=0.62)
+        learner.answer(correct=True, mastery_after=0.9)
+    assert "regression" not in learner.kinds()
 
 
 def test_no_regression_below_min_peak() -> None:
-    learner = Learner()
-    for m in (0.5, 0.55, 0.2):
+    learner = Learner(no_wheel())
+    for m in (0.5, 0.8, 0.94):
         learner.answer(correct=True, mastery_after=m)
-    assert "regression" not in learner.kinds()
+    assert regressions(learner, 0.3, 0.2, 0.2, 0.1) == []
+
+
+def test_regression_after_progress_reported_mastered() -> None:
+    learner = Learner(no_wheel())
+    learner.answer(correct=True, mastery_after=0.9, mastered=True)
+    assert regressions(learner, 0.35, 0.3, 0.3) == []
+    assert len(regressions(learner, 0.25)) == 1
+
+
+def test_regression_thresholds_are_configurable() -> None:
+    learner = Learner(resolve({"regression": {"min_peak": 0.8, "sustain": 1, "drop": 0.2}}))
+    learner.answer(correct=True, mastery_after=0.8)
+    [r] = regressions(learner, 0.55)
+    assert r.evidence["drop"] == pytest.approx(0.25)
 
 
 # --- inactivity ----------------------------------------------------------------------------
