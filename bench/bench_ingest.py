@@ -13,7 +13,12 @@ Runs, in one go so the machine's noise hits them alike:
 * HTTP, batches of 100 statements per POST, 4 in flight;
 * Kafka raw-topic intake: the statements are produced first, then ingest reads them;
 * baseline: a plain aiokafka producer sending the same statement bytes to the same broker
-  (the ceiling for anything that publishes them).
+  (the ceiling for anything that publishes them);
+* baseline: plain asyncpg writing the same statements, in batches of 100 (one transaction each,
+  4 connections), to tables shaped like ingest's archive and outbox (bodies as jsonb, the bytes
+  again as the outbox payload): the floor of what storing them costs on this PostgreSQL, without
+  validation, HTTP or Kafka. It is printed in the table, not in the JSON line the smoke test
+  reads.
 
 The statements come from the classroom simulator (realistic LMS statements, unique ids).
 ``--smoke`` runs tiny counts so the test suite can prove the script still works.
@@ -25,6 +30,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import hashlib
 import os
 import platform
 import secrets
@@ -33,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +221,67 @@ async def bench_raw_producer(bootstrap: str, topic: str, statements: Sequence[by
     return Result("baseline: aiokafka producer, same bytes", len(statements), seconds)
 
 
+_BASELINE_DDL = """
+CREATE TABLE "{schema}".base_statements (
+    tenant text NOT NULL, statement_id uuid NOT NULL, body jsonb NOT NULL,
+    content_hash text NOT NULL, event_id uuid NOT NULL, stored timestamptz NOT NULL,
+    PRIMARY KEY (tenant, statement_id));
+CREATE TABLE "{schema}".base_outbox (
+    id bigserial PRIMARY KEY, event_id uuid NOT NULL UNIQUE, msg_key bytea NOT NULL,
+    envelope bytea NOT NULL, published_at timestamptz);
+CREATE INDEX ON "{schema}".base_outbox (id) WHERE published_at IS NULL;
+"""
+_BASELINE_INSERT = """
+WITH ins AS (
+    INSERT INTO "{schema}".base_statements
+        (tenant, statement_id, body, content_hash, event_id, stored)
+    SELECT 'acme', u.sid, u.body::jsonb, u.hash, u.eid, now()
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[]) AS u(sid, body, hash, eid)
+    ON CONFLICT DO NOTHING RETURNING event_id
+)
+INSERT INTO "{schema}".base_outbox (event_id, msg_key, envelope)
+SELECT u.eid, u.k, u.env FROM unnest($4::uuid[], $5::bytea[], $6::bytea[]) AS u(eid, k, env)
+WHERE u.eid IN (SELECT event_id FROM ins)
+"""
+
+
+async def bench_raw_insert(dsn: str, schema: str, statements: Sequence[bytes]) -> Result:
+    """Baseline: asyncpg storing the same statements, 100 per transaction, 4 connections."""
+    batches = [statements[i : i + 100] for i in range(0, len(statements), 100)]
+    args = [
+        (
+            [uuid.uuid4() for _ in batch],
+            [s.decode() for s in batch],
+            [hashlib.sha256(s).hexdigest() for s in batch],
+            [uuid.uuid4() for _ in batch],
+            [b"acme|learner" for _ in batch],
+            list(batch),
+        )
+        for batch in batches
+    ]
+    pool = await asyncpg.create_pool(dsn, min_size=4, max_size=4)
+    try:
+        await pool.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await pool.execute(_BASELINE_DDL.format(schema=schema))
+        sql = _BASELINE_INSERT.format(schema=schema)
+        queue = list(reversed(args))
+
+        async def worker() -> None:
+            async with pool.acquire() as conn:
+                while queue:
+                    item = queue.pop()
+                    async with conn.transaction():
+                        await conn.execute(sql, *item)
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(4)))
+        seconds = time.monotonic() - started
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await pool.close()
+    return Result("baseline: asyncpg insert, same rows, batches of 100", len(statements), seconds)
+
+
 @contextlib.asynccontextmanager
 async def bench_schema(dsn: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
@@ -224,7 +292,7 @@ async def bench_schema(dsn: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def run(args: argparse.Namespace) -> list[Result]:
+async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result]]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/postgres")
     run_id = secrets.token_hex(3)
@@ -249,6 +317,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
     )
     base = f"http://127.0.0.1:{port}"
     results: list[Result] = []
+    extra: list[Result] = []  # baselines printed but kept out of the JSON line
     async with kafka_admin(bootstrap) as admin:
         await ensure_topics(
             admin,
@@ -261,8 +330,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
             user = out.split("username:")[1].split()[0]
             secret = out.split("secret:")[1].split()[0]
             auth = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
-            # baseline first, on a quiet broker
+            # baselines first, on a quiet broker and database
             results.append(await bench_raw_producer(bootstrap, f"{prefix}baseline", raw))
+            extra.append(await bench_raw_insert(dsn, f"{schema}_base", raw))
             await ingest.start(base)
             results.append(await bench_http(base, auth, pool, schema, single, 1, 16, 0))
             results.append(await bench_http(base, auth, pool, schema, batched, 100, 4, args.single))
@@ -282,7 +352,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
             async with kafka_admin(bootstrap) as admin:
                 names = [t for t in await admin.list_topics() if t.startswith(prefix)]
                 await admin.delete_topics(names)
-    return results
+    return results, extra
 
 
 def main() -> None:
@@ -294,7 +364,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.single, args.batched, args.kafka = 20, 200, 200
-    results = asyncio.run(run(args))
+    results, extra = asyncio.run(run(args))
     baseline = results[0].rate
     print(
         f"# ingest throughput, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -302,7 +372,7 @@ def main() -> None:
     )
     print("| run | statements | seconds | statements/s | vs raw producer |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for r in results:
+    for r in [results[0], *extra, *results[1:]]:
         print(
             f"| {r.name} | {r.statements} | {r.seconds:.2f} | {r.rate:,.0f} | "
             f"{r.rate / baseline:.1%} |"

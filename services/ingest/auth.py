@@ -13,6 +13,10 @@
   not kept). Without it every request would pay ~50 ms of CPU for scrypt. The price: a revoked
   credential keeps working on a running process for at most that long. Failures are never
   cached.
+* Concurrent requests with the same uncached ``Authorization`` header share one verification
+  (one database read, one scrypt) instead of each running their own: a client opening 16
+  connections at once would otherwise pay 16 scrypts before the first answer. Each waiter gets
+  the shared outcome, a 401 included (failures are still not cached afterwards).
 """
 
 from __future__ import annotations
@@ -119,6 +123,7 @@ class Authenticator:
         self._max = max_cached
         self._clock = clock
         self._cache: dict[bytes, tuple[Principal, float]] = {}
+        self._pending: dict[bytes, asyncio.Future[Principal]] = {}
         # verified against when there is no row: random, so it never matches
         self._dummy = CredentialRow(
             "", "", os.urandom(SALT_BYTES), os.urandom(HASH_BYTES), SCRYPT_N, SCRYPT_R, SCRYPT_P,
@@ -132,6 +137,34 @@ class Authenticator:
         cached = self._cache.get(cache_key)
         if cached is not None and cached[1] > now:
             return cached[0]
+        while (pending := self._pending.get(cache_key)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # the request that was verifying went away: verify again (or join the next)
+        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+        self._pending[cache_key] = future
+        try:
+            principal = await self._verify(header)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning without waiters
+            else:
+                future.cancel()
+            raise
+        else:
+            future.set_result(principal)
+            if self._ttl > 0:
+                self._remember(cache_key, principal, now + self._ttl)
+            return principal
+        finally:
+            del self._pending[cache_key]
+
+    async def _verify(self, header: str | None) -> Principal:
         tenant, name, secret = parse_basic(header)
         row: CredentialRow | None = None
         if tenant and name:
@@ -140,10 +173,7 @@ class Authenticator:
         ok = await asyncio.to_thread(verify_secret, row or self._dummy, secret)
         if row is None or row.revoked or not ok:
             raise UnauthorizedError("unknown, revoked or wrong credentials", rule="auth.invalid")
-        principal = Principal(row.tenant, row.name)
-        if self._ttl > 0:
-            self._remember(cache_key, principal, now + self._ttl)
-        return principal
+        return Principal(row.tenant, row.name)
 
     def _remember(self, key: bytes, principal: Principal, until: float) -> None:
         if len(self._cache) >= self._max:

@@ -12,6 +12,7 @@ raw identifiers there.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -24,7 +25,7 @@ from typing import Any, Final, cast
 import orjson
 
 from services.ingest.errors import BadRequestError
-from shared.envelope import STATEMENT_V1, Envelope
+from shared.envelope import STATEMENT_V1, TENANT_PATTERN, message_key
 from shared.identity import IfiKind, learner_key
 from shared.xapi import (
     VOIDED_VERB,
@@ -36,7 +37,7 @@ from shared.xapi import (
     SubStatement,
     XapiVersion,
     learner_ifi,
-    statement_to_json,
+    statement_to_dict,
 )
 
 #: namespace of the event ids (uuid5 of ``"<tenant>|<statement id>"``): a statement has exactly
@@ -113,6 +114,12 @@ def format_timestamp(value: datetime) -> str:
     return utc_ms(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@functools.lru_cache(maxsize=16)
+def _stored_text(stored: datetime) -> str:
+    # ``stored`` is one value for a whole request or raw batch: formatted once
+    return format_timestamp(stored)
+
+
 # --- learner keys ------------------------------------------------------------------------------
 
 
@@ -124,6 +131,23 @@ class Identity:
     ifi_kind: str
     ifi_value: str
     display_name: str | None
+
+
+#: learner keys already computed, by ``(salt, kind, normalised value)``: the HMAC costs more
+#: than the lookup, and a stream holds few distinct people. Bounded; cleared when full.
+_KEYS: dict[tuple[str, str, str], str] = {}
+_KEYS_MAX: Final = 100_000
+
+
+def _cached_key(kind: str, value: str, salt: str) -> str:
+    cache_key = (salt, kind, value)
+    key = _KEYS.get(cache_key)
+    if key is None:
+        key = learner_key(cast(IfiKind, kind), value, salt)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[cache_key] = key
+    return key
 
 
 def identify(actor: Agent | Group, salt: str) -> Identity:
@@ -138,10 +162,10 @@ def identify(actor: Agent | Group, salt: str) -> Identity:
         )
         keys = ",".join(m.learner_key for m in members)
         value = ",".join(f"{m.ifi_kind}:{m.ifi_value}" for m in members)
-        key = learner_key("openid", f"urn:skillstream:anonymous-group:{keys}", salt)
+        key = _cached_key("openid", f"urn:skillstream:anonymous-group:{keys}", salt)
         return Identity(key, "anonymous_group", value, actor.name)
     kind, value = learner_ifi(actor)
-    return Identity(learner_key(cast(IfiKind, kind), value, salt), kind, value, actor.name)
+    return Identity(_cached_key(kind, value, salt), kind, value, actor.name)
 
 
 def pseudonym(actor: Agent | Group, salt: str) -> dict[str, Any]:
@@ -223,27 +247,49 @@ _STRING_CANONICAL: Final[dict[str, Any]] = {
 }
 
 
-def _canonical(value: Any, key: str | None = None) -> Any:
-    if key == "extensions":
-        return value  # any JSON: compared as sent
-    if isinstance(value, dict):
-        out = {k: _canonical(v, k) for k, v in value.items()}
-        if out.get("objectType") == "StatementRef" and isinstance(out.get("id"), str):
-            out["id"] = out["id"].lower()
-        return out
-    if isinstance(value, list):
-        items = [_canonical(v) for v in value]
-        if key == "member":
-            items.sort(key=lambda v: orjson.dumps(v, option=orjson.OPT_SORT_KEYS))
-        return items
-    if isinstance(value, str) and key in _STRING_CANONICAL:
-        return _STRING_CANONICAL[key](value)
-    return value
+def _canonical_dict(value: dict[str, Any]) -> dict[str, Any]:
+    # The hot path of content_hash: one call per object (not per value); leaves are handled
+    # inline. Same result as a plain recursive walk keyed by the property name.
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "extensions":
+            out[key] = item  # any JSON: compared as sent
+        elif isinstance(item, str):
+            fix = _STRING_CANONICAL.get(key)
+            out[key] = item if fix is None else fix(item)
+        elif isinstance(item, dict):
+            out[key] = _canonical_dict(item)
+        elif isinstance(item, list):
+            out[key] = _canonical_list(item, member=key == "member")
+        else:
+            out[key] = item
+    if out.get("objectType") == "StatementRef" and isinstance(out.get("id"), str):
+        out["id"] = out["id"].lower()
+    return out
+
+
+def _canonical_list(value: list[Any], *, member: bool = False) -> list[Any]:
+    # list items have no property name: strings in a list are compared as sent
+    items = [
+        _canonical_dict(v)
+        if isinstance(v, dict)
+        else _canonical_list(v)
+        if isinstance(v, list)
+        else v
+        for v in value
+    ]
+    if member:
+        items.sort(key=lambda v: orjson.dumps(v, option=orjson.OPT_SORT_KEYS))
+    return items
 
 
 def canonical(value: Any) -> Any:
     """``value`` (a statement or a part of one) in the form used for statement comparison."""
-    return _canonical(value)
+    if isinstance(value, dict):
+        return _canonical_dict(value)
+    if isinstance(value, list):
+        return _canonical_list(value)
+    return value
 
 
 def content_hash(body: dict[str, Any]) -> str:
@@ -253,11 +299,45 @@ def content_hash(body: dict[str, Any]) -> str:
     version, property order, the order of Group members, case of UUIDs, and timestamp
     representation (compared as UTC instants at millisecond precision).
     """
-    canonical = _canonical({k: v for k, v in body.items() if k not in _NOT_COMPARED})
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    compared = _canonical_dict({k: v for k, v in body.items() if k not in _NOT_COMPARED})
+    return hashlib.sha256(orjson.dumps(compared, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 # --- preparing a statement for the archive and the stream --------------------------------------
+
+_TENANT: Final = re.compile(TENANT_PATTERN)
+
+
+def envelope_bytes(
+    *,
+    tenant: str,
+    learner_key: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    event_id: uuid.UUID,
+    payload: dict[str, Any],
+) -> bytes:
+    """The ``skillstream.statement.v1`` envelope, encoded directly: the same bytes as
+    ``Envelope.new(...).to_bytes()`` without building (and validating) the model per
+    statement. What the model would check is guaranteed here: the learner key is our own
+    hex digest, the times are aware (xAPI timestamps are read as UTC when zone-less) and the
+    tenant is checked below."""
+    if not _TENANT.match(tenant):
+        raise ValueError(f"tenant {tenant!r} does not match {TENANT_PATTERN}")
+    if occurred_at.tzinfo is None or recorded_at.tzinfo is None:
+        raise ValueError("timestamps in envelopes carry a timezone")
+    return orjson.dumps(
+        {
+            "schema": STATEMENT_V1,
+            "event_id": event_id,
+            "tenant": tenant,
+            "learner_key": learner_key,
+            "occurred_at": occurred_at.astimezone(UTC),
+            "recorded_at": recorded_at.astimezone(UTC),
+            "payload": payload,
+        },
+        option=orjson.OPT_UTC_Z,
+    )
 
 
 @dataclass(frozen=True)
@@ -300,9 +380,9 @@ def prepare(
     else:
         sid = uuid.uuid4()
     stored = utc_ms(stored)
-    body: dict[str, Any] = orjson.loads(statement_to_json(stmt))
+    body = statement_to_dict(stmt)
     body["id"] = str(sid)
-    body["stored"] = format_timestamp(stored)
+    body["stored"] = _stored_text(stored)
     body["authority"] = authority
     body.setdefault("version", default_statement_version(version))
     # compared as sent: a retry without timestamp must match, whatever its stored time
@@ -311,8 +391,7 @@ def prepare(
     body.setdefault("timestamp", body["stored"])
     actor = identify(stmt.actor, salt)
     event_id = event_id_for(tenant, sid)
-    envelope = Envelope.new(
-        STATEMENT_V1,
+    envelope = envelope_bytes(
         tenant=tenant,
         learner_key=actor.learner_key,
         occurred_at=stmt.timestamp or stored,
@@ -333,8 +412,8 @@ def prepare(
         voids=voids,
         stored=stored,
         event_id=event_id,
-        envelope=envelope.to_bytes(),
-        key=envelope.key,
+        envelope=envelope,
+        key=message_key(tenant, actor.learner_key),
         attachment_hashes=tuple(a.sha2 for a in stmt.attachments or ()),
         deviations=deviations,
     )

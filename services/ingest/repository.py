@@ -34,21 +34,29 @@ class StoreResult:
     duplicates: list[Prepared] = field(default_factory=list)
 
 
+# One round trip: the archive rows, the outbox events of the rows actually inserted (in the
+# order of the batch, so the relay publishes them in that order) and the NOTIFY that wakes the
+# relay (delivered at commit; only when something was inserted). Returns the inserted ids.
 _INSERT_STATEMENTS = """
-INSERT INTO statements
-    (tenant, statement_id, body, content_hash, learner_key, verb_id, event_id, channel, stored,
-     deviations)
-SELECT $1, u.sid, u.body, u.hash, u.lk, u.verb, u.eid, $2, u.stored, u.dev::jsonb
-FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::uuid[],
-            $9::timestamptz[], $10::text[]) AS u(sid, body, hash, lk, verb, eid, stored, dev)
-ON CONFLICT (tenant, statement_id) DO NOTHING
-RETURNING statement_id
-"""
-
-_INSERT_OUTBOX = """
-INSERT INTO outbox (event_id, tenant, msg_key, envelope)
-SELECT u.eid, $1, u.k, u.env FROM unnest($2::uuid[], $3::bytea[], $4::bytea[]) AS u(eid, k, env)
-ON CONFLICT (event_id) DO NOTHING
+WITH ins AS (
+    INSERT INTO statements
+        (tenant, statement_id, body, content_hash, learner_key, verb_id, event_id, channel,
+         stored, deviations)
+    SELECT $1, u.sid, u.body, u.hash, u.lk, u.verb, u.eid, $2, u.stored, u.dev::jsonb
+    FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::uuid[],
+                $9::timestamptz[], $10::text[]) AS u(sid, body, hash, lk, verb, eid, stored, dev)
+    ON CONFLICT (tenant, statement_id) DO NOTHING
+    RETURNING statement_id, event_id
+), events AS (
+    INSERT INTO outbox (event_id, tenant, msg_key, envelope)
+    SELECT u.eid, $1, u.k, u.env
+    FROM unnest($8::uuid[], $11::bytea[], $12::bytea[]) WITH ORDINALITY AS u(eid, k, env, ord)
+    WHERE u.eid IN (SELECT event_id FROM ins)
+    ORDER BY u.ord
+    ON CONFLICT (event_id) DO NOTHING
+)
+SELECT statement_id, CASE WHEN n = 1 THEN pg_notify($13, '') END AS notified
+FROM (SELECT statement_id, row_number() OVER () AS n FROM ins) AS inserted
 """
 
 _INSERT_LEARNERS = """
@@ -110,6 +118,9 @@ async def store_statements(
             orjson.dumps([d.as_json() for d in p.deviations]).decode() if p.deviations else None
             for p in fresh
         ],
+        [p.key for p in fresh],
+        [p.envelope for p in fresh],
+        notify,
     )
     inserted_ids = {r["statement_id"] for r in rows}
     existing = [p for p in fresh if p.statement_id not in inserted_ids]
@@ -132,10 +143,6 @@ async def store_statements(
     if not result.inserted:
         return result
     new = result.inserted
-    await conn.execute(
-        _INSERT_OUTBOX, tenant, [p.event_id for p in new], [p.key for p in new],
-        [p.envelope for p in new],
-    )  # fmt: skip
     people = {p.actor.learner_key: p.actor for p in new}
     ordered = [people[k] for k in sorted(people)]  # one lock order: no deadlocks between batches
     await conn.execute(
@@ -164,7 +171,6 @@ async def store_statements(
             targets,
             VOIDED_VERB,
         )
-    await conn.execute("SELECT pg_notify($1, '')", notify)
     return result
 
 

@@ -6,7 +6,12 @@ Use :func:`parse_statement` / :func:`parse_statements` with an explicit
 """
 
 from shared.xapi.actors import Account, Actor, Agent, Group, learner_ifi
-from shared.xapi.api import parse_statement, parse_statements, statement_to_json
+from shared.xapi.api import (
+    parse_statement,
+    parse_statements,
+    statement_to_dict,
+    statement_to_json,
+)
 from shared.xapi.context import Context, ContextActivities, ContextAgent, ContextGroup
 from shared.xapi.errors import StatementValidationError, Violation
 from shared.xapi.lenient import LENIENT_RULES, Deviation, Profile, parse_statements_profiled
@@ -55,5 +60,6 @@ __all__ = [
     "parse_statement",
     "parse_statements",
     "parse_statements_profiled",
+    "statement_to_dict",
     "statement_to_json",
 ]

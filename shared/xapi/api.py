@@ -11,7 +11,7 @@ from shared.xapi.errors import StatementValidationError, Violation, violations_f
 from shared.xapi.primitives import VERSION_CONTEXT_KEY, XapiVersion
 from shared.xapi.statement import Statement
 
-__all__ = ["parse_statement", "parse_statements", "statement_to_json"]
+__all__ = ["parse_statement", "parse_statements", "statement_to_dict", "statement_to_json"]
 
 RawStatements = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]
 
@@ -105,3 +105,12 @@ def statement_to_json(statement: Statement) -> bytes:
     output again yields an equal :class:`Statement`.
     """
     return _STATEMENT.dump_json(statement, by_alias=True, exclude_none=True)
+
+
+def statement_to_dict(statement: Statement) -> dict[str, Any]:
+    """The JSON-ready dict of :func:`statement_to_json` (equal to ``orjson.loads`` of it),
+    built without going through JSON text."""
+    data: dict[str, Any] = _STATEMENT.dump_python(
+        statement, mode="json", by_alias=True, exclude_none=True
+    )
+    return data

@@ -140,8 +140,10 @@ class Activity(XapiModel):
     @model_validator(mode="before")
     @classmethod
     def _reject_nulls(cls, data: Any) -> Any:
-        data = reject_nulls(data)
+        # Nulls are refused by the field types (XapiModel); they are checked here only
+        # on the rare path below, so that a null still is what gets reported first.
         if isinstance(data, dict) and "id" not in data and "objectType" not in data:
+            reject_nulls(data)
             for key in IFI_KEYS:
                 if key in data:
                     raise violation(

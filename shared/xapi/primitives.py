@@ -23,11 +23,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
     StringConstraints,
     ValidationInfo,
-    model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, core_schema
 
 __all__ = [
     "IFI_KEYS",
@@ -216,14 +216,40 @@ Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 IFI_KEYS: Final = ("mbox", "mbox_sha1sum", "openid", "account")
 
 
+def _null_free_fields(schema: Any) -> None:
+    """Make the optional fields of a model's core schema refuse ``null``.
+
+    An optional xAPI property is modelled as ``X | None = None`` so that "absent" can be
+    represented; pydantic turns that into ``default(nullable(X))``, which would accept a JSON
+    ``null``. Unwrapping the ``nullable`` keeps the default for an absent property (defaults
+    are not validated) while a ``null`` sent is validated against ``X`` inside pydantic-core
+    and refused (an error whose input is ``None``: rule ``null_value``, see
+    :mod:`shared.xapi.errors`). Wrappers of model validators are walked through.
+    """
+    while isinstance(schema, dict):
+        if schema.get("type") == "model-fields":
+            for field in schema["fields"].values():
+                inner = field["schema"]
+                if (
+                    inner.get("type") == "default"
+                    and "default" in inner
+                    and inner["default"] is None
+                    and inner["schema"].get("type") == "nullable"
+                ):
+                    inner["schema"] = inner["schema"]["schema"]
+            return
+        schema = schema.get("schema")
+
+
 class XapiModel(BaseModel):
     """Base for every xAPI object: strict, closed, immutable, and ``null``-free.
 
     ``strict=True`` stops pydantic's lax coercions (``"1"`` -> ``1``, ``1`` -> ``True``),
     which JSON consumers must not apply. JSON ``null`` is rejected for every property
-    by :meth:`_reject_nulls` (optional properties are modelled as ``X | None = None``
-    so that "absent" is representable). Nulls nested in lists / language maps are
-    rejected by the element types themselves; extension values may be ``null``.
+    inside pydantic-core (see :func:`_null_free_fields`: optional properties are modelled as
+    ``X | None = None`` so that "absent" is representable, but ``null`` is not accepted).
+    Nulls nested in lists / language maps are rejected by the element types themselves;
+    extension values may be ``null``.
     """
 
     model_config = ConfigDict(
@@ -236,16 +262,20 @@ class XapiModel(BaseModel):
         revalidate_instances="never",
     )
 
-    @model_validator(mode="before")
     @classmethod
-    def _reject_nulls(cls, data: Any) -> Any:
-        # Subclasses with their own pre-checks override this (keeping a single Python
-        # call per object) and call :func:`reject_nulls` first.
-        return reject_nulls(data)
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        schema = handler(source)
+        _null_free_fields(schema)
+        return schema
 
 
 def reject_nulls(data: Any) -> Any:
-    """Reject a ``null`` property value of a JSON object (rule ``null_value``)."""
+    """Reject a ``null`` property value of a JSON object (rule ``null_value``).
+
+    For the models whose own pre-checks run before field validation (and must not report
+    something else first when a property is ``null``)."""
     if isinstance(data, dict) and None in data.values():
         for key, value in data.items():
             if value is None:

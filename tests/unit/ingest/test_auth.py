@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -155,3 +156,74 @@ async def test_unknown_users_still_run_scrypt(
     assert len(calls) == 1
     assert calls[0].n == SCRYPT_N  # a dummy row with the same cost as a real one
     assert calls[0] is not row
+
+
+class SlowConn(FakeConn):
+    """Holds every credential read until released, so requests really overlap."""
+
+    def __init__(self, rows: dict[tuple[str, str], CredentialRow]) -> None:
+        super().__init__(rows)
+        self.release = asyncio.Event()
+
+    async def fetchrow(self, _sql: str, tenant: str, name: str) -> dict[str, Any] | None:
+        await self.release.wait()
+        return await super().fetchrow(_sql, tenant, name)
+
+
+async def test_concurrent_requests_share_one_verification(
+    monkeypatch: pytest.MonkeyPatch, credential: tuple[CredentialRow, str]
+) -> None:
+    row, secret = credential
+    conn = SlowConn({("acme", "lms1"): row})
+    authenticator = Authenticator(FakePool(conn))  # type: ignore[arg-type]
+    runs: list[str] = []
+    real = auth.verify_secret
+
+    def counted(r: CredentialRow, s: str) -> bool:
+        runs.append(s)
+        return real(r, s)
+
+    monkeypatch.setattr(auth, "verify_secret", counted)
+    header = basic("acme.lms1", secret)
+    tasks = [asyncio.create_task(authenticator.authenticate(header)) for _ in range(16)]
+    await asyncio.sleep(0.01)
+    conn.release.set()
+    assert await asyncio.gather(*tasks) == [Principal("acme", "lms1")] * 16
+    assert (conn.queries, len(runs)) == (1, 1)
+
+
+async def test_concurrent_failures_are_shared_but_not_cached(
+    credential: tuple[CredentialRow, str],
+) -> None:
+    row, _ = credential
+    conn = SlowConn({("acme", "lms1"): row})
+    authenticator = Authenticator(FakePool(conn))  # type: ignore[arg-type]
+    header = basic("acme.lms1", "wrong")
+    tasks = [asyncio.create_task(authenticator.authenticate(header)) for _ in range(4)]
+    await asyncio.sleep(0.01)
+    conn.release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, UnauthorizedError) for r in results)
+    assert conn.queries == 1
+    with pytest.raises(UnauthorizedError):
+        await authenticator.authenticate(header)
+    assert conn.queries == 2  # a failure is never remembered
+
+
+async def test_a_cancelled_verification_does_not_fail_the_waiters(
+    credential: tuple[CredentialRow, str],
+) -> None:
+    row, secret = credential
+    conn = SlowConn({("acme", "lms1"): row})
+    authenticator = Authenticator(FakePool(conn))  # type: ignore[arg-type]
+    header = basic("acme.lms1", secret)
+    first = asyncio.create_task(authenticator.authenticate(header))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(authenticator.authenticate(header))
+    await asyncio.sleep(0.01)
+    first.cancel()  # e.g. the client of the first request hung up
+    await asyncio.sleep(0.01)
+    conn.release.set()
+    assert await second == Principal("acme", "lms1")
+    with pytest.raises(asyncio.CancelledError):
+        await first
