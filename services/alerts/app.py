@@ -41,6 +41,7 @@ from shared.kafka import (
     kafka_producer,
     wait_for_broker,
 )
+from shared.lag import LagMonitor
 from shared.migrations import apply_migrations
 from shared.service import serve_http
 from shared.streaming import failure_of, recovery_finished, running
@@ -182,18 +183,14 @@ async def open_alerts(
             stack.push_async_callback(scanner.stop)
         stream: Stream | None = None
         if settings.stream_enabled:
-            stream = build_stream(settings, topics, processor)
-            faust_app = stream.app
-
-            async def tables() -> None:
-                failure = failure_of(faust_app)
-                if failure is not None:
-                    raise RuntimeError(f"stream crashed: {failure!r}")
-                if not recovery_finished(faust_app):
-                    raise RuntimeError("table recovery or rebalance under way")
-
-            health.add("stream", tables)
-            await stack.enter_async_context(running(faust_app))
+            stream = await _start_stream(
+                stack,
+                settings=settings,
+                topics=topics,
+                processor=processor,
+                health=health,
+                metrics=metrics,
+            )
         auth = StaffAuth(pool)
         context = AlertsContext(pool=pool, auth=auth, changes=changes, metrics=metrics)
         app = make_app(health, metrics, context)
@@ -201,6 +198,44 @@ async def open_alerts(
             settings, app, pool, producer, relay, webhooks, scanner, processor, stream,
             metrics, topics, changes, detector_settings,
         )  # fmt: skip
+
+
+async def _start_stream(
+    stack: AsyncExitStack,
+    *,
+    settings: AlertsSettings,
+    topics: Topics,
+    processor: Processor,
+    health: Health,
+    metrics: AlertsMetrics,
+) -> Stream:
+    """Start the Faust agent (stopped by ``stack``), its readiness check and its lag gauge."""
+    stream = build_stream(settings, topics, processor)
+    faust_app = stream.app
+
+    async def tables() -> None:
+        failure = failure_of(faust_app)
+        if failure is not None:
+            raise RuntimeError(f"stream crashed: {failure!r}")
+        if not recovery_finished(faust_app):
+            raise RuntimeError("table recovery or rebalance under way")
+
+    health.add("stream", tables)
+    await stack.enter_async_context(running(faust_app))
+
+    def owned() -> list[tuple[str, int]]:
+        return [
+            (tp.topic, tp.partition)
+            for tp in faust_app.consumer.assignment()
+            if tp.topic == topics.progress_updates
+        ]
+
+    lag = LagMonitor(
+        settings.kafka_bootstrap_servers, faust_app.conf.id, owned, metrics.consumer_lag
+    )
+    lag.start()
+    stack.push_async_callback(lag.stop)
+    return stream
 
 
 async def run(settings: AlertsSettings, stop: asyncio.Event) -> None:

@@ -12,6 +12,12 @@ SLOW_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 300.0, 3600.0)
 class AlertsMetrics(BaseMetrics):
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__("alerts", registry)
+        self.consumer_lag = Gauge(
+            self.name("consumer_lag"),
+            "Progress updates not yet committed by this worker, by partition owned",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.updates = Counter(
             self.name("progress_updates"),
             "Progress updates consumed, by outcome (applied, duplicate, deadletter)",
