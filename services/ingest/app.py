@@ -115,6 +115,7 @@ async def open_ingest(
                 metrics=metrics,
                 salt=settings.learner_key_salt.get_secret_value(),
                 max_body=settings.max_body_bytes,
+                body_timeout=settings.http_body_timeout_seconds,
                 profiles=profiles,
                 fallback_version=XapiVersion(settings.http_fallback_version),
             )

@@ -31,7 +31,10 @@ class Archive:
     ) -> repo.StoreResult:
         """All of ``items`` or none (a conflict raises and rolls everything back)."""
         started = time.perf_counter()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with (
+            self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn,
+            conn.transaction(),
+        ):
             result = await repo.store_statements(conn, tenant, items, channel, self._notify)
             await repo.store_attachments(conn, tenant, attachments)
         self._metrics.archive_latency.labels(channel).observe(time.perf_counter() - started)

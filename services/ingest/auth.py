@@ -37,7 +37,7 @@ from typing import Any, Final
 import asyncpg
 
 from services.ingest.errors import UnauthorizedError
-from services.ingest.repository import CredentialRow, fetch_credential
+from services.ingest.repository import ACQUIRE_TIMEOUT_SECONDS, CredentialRow, fetch_credential
 
 SCRYPT_N: Final = 2**14
 SCRYPT_R: Final = 8
@@ -168,7 +168,7 @@ class Authenticator:
         tenant, name, secret = parse_basic(header)
         row: CredentialRow | None = None
         if tenant and name:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
                 row = await fetch_credential(conn, tenant, name)
         ok = await asyncio.to_thread(verify_secret, row or self._dummy, secret)
         if row is None or row.revoked or not ok:

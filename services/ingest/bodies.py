@@ -1,8 +1,10 @@
 """Reading xAPI requests: size limit, JSON or ``multipart/mixed`` bodies with attachments, and
-the 1.0.3 alternate request syntax (``POST ...?method=PUT`` with a form body)."""
+the 1.0.3 alternate request syntax (``POST ...?method=PUT`` with a form body). A body that
+does not arrive within the body timeout is refused with 408 (rule ``body.timeout``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import urllib.parse
 from dataclasses import dataclass, field
@@ -11,7 +13,7 @@ from typing import Final
 from aiohttp import BodyPartReader, web
 from multidict import CIMultiDict, MultiDict
 
-from services.ingest.errors import BadRequestError, PayloadTooLargeError
+from services.ingest.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError
 
 _HASHES: Final = {56: "sha224", 64: "sha256", 96: "sha384", 128: "sha512"}
 # headers a form body may carry in the alternate request syntax
@@ -129,8 +131,19 @@ async def read_multipart(request: web.Request, limit: int) -> tuple[bytes, list[
     return statements, parts
 
 
-async def read_request(request: web.Request, limit: int) -> XapiRequest:
-    """Normalise a request (either syntax) into an :class:`XapiRequest`."""
+async def read_request(request: web.Request, limit: int, body_seconds: float = 10.0) -> XapiRequest:
+    """Normalise a request (either syntax) into an :class:`XapiRequest`; 408 when its body
+    takes longer than ``body_seconds`` to arrive."""
+    try:
+        async with asyncio.timeout(body_seconds):
+            return await _read_request(request, limit)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {body_seconds:g} seconds", rule="body.timeout"
+        ) from None
+
+
+async def _read_request(request: web.Request, limit: int) -> XapiRequest:
     headers = CIMultiDict(request.headers)
     params = MultiDict(request.query)
     if request.method == "POST" and "method" in params:

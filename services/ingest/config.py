@@ -24,6 +24,12 @@ class IngestSettings(ServiceSettings):
         ge=1024,
         description="Largest request body accepted; larger ones get 413.",
     )
+    http_body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a request body may take to arrive; a slower client gets 408 "
+        "and its connection is closed.",
+    )
     consumer_group: str = Field(
         default="skillstream-ingest", description="Consumer group reading the raw topics."
     )

@@ -62,6 +62,13 @@ class ConflictError(IngestError):
     reason = "conflict"
 
 
+class RequestTimeoutError(IngestError):
+    """The request body did not arrive in time (a slow or stalled client)."""
+
+    status = 408
+    reason = "timeout"
+
+
 class PayloadTooLargeError(IngestError):
     status = 413
     reason = "too_large"

@@ -14,7 +14,13 @@
   offsets are committed only after that transaction commits (and after dead-letters are
   acked). An invalid record, or one whose id is stored with other content, goes to
   ``xapi.deadletter`` as JSON ``{reason, rule, violations, tenant, source: {topic, partition,
-  offset}, original: base64, at}`` and the partition moves on.
+  offset}, original: base64, original_size, original_truncated, at}`` and the partition moves
+  on. ``original`` holds at most the first :data:`DEADLETTER_ORIGINAL_BUDGET` bytes of the
+  record (``original_truncated`` says whether it was cut; ``original_size`` is the full size),
+  so a dead-letter always fits in what the producer may send.
+* A record whose parsing fails unexpectedly (a bug, not a rule) is dead-lettered with reason
+  ``unexpected`` rather than stalling its partition. A dead-letter that cannot be produced for
+  a permanent reason is logged, counted (``deadletter_failures``) and skipped.
 * Database or broker unavailable: the batch is retried with back-off, nothing is committed.
 """
 
@@ -58,6 +64,8 @@ from shared.xapi import (
 log = logging.getLogger(__name__)
 
 RAW_AUTHORITY_NAME = "kafka-intake"
+#: most bytes of the original record a dead-letter carries (base64: 4/3 of it)
+DEADLETTER_ORIGINAL_BUDGET = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ def record_version(record: ConsumerRecord[Any, Any], default: XapiVersion) -> Xa
 
 def deadletter_body(rejected: Rejected, tenant: str | None) -> bytes:
     rec = rejected.record
+    original = rec.value or b""
     return orjson.dumps(
         {
             "reason": rejected.reason,
@@ -86,7 +95,9 @@ def deadletter_body(rejected: Rejected, tenant: str | None) -> bytes:
             ],
             "tenant": tenant,
             "source": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
-            "original": base64.b64encode(rec.value or b"").decode(),
+            "original": base64.b64encode(original[:DEADLETTER_ORIGINAL_BUDGET]).decode(),
+            "original_size": len(original),
+            "original_truncated": len(original) > DEADLETTER_ORIGINAL_BUDGET,
             "at": datetime.now(UTC).isoformat(),
         }
     )
@@ -197,6 +208,16 @@ class RawIntake:
             return Rejected(
                 record, "invalid_statement", "invalid", [Violation("$", "invalid", str(exc))]
             )
+        except Exception as exc:  # a bug must not stall the partition
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            log.exception(
+                "raw record could not be handled; dead-lettering it",
+                extra={"tenant": tenant, "topic": record.topic, "partition": record.partition,
+                       "offset": record.offset, "error": error},
+            )  # fmt: skip
+            return Rejected(
+                record, "unexpected", "unexpected", [Violation("$", "unexpected", error)]
+            )
 
     async def _handle(
         self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
@@ -248,33 +269,67 @@ class RawIntake:
                 await self._pause(attempt)
 
     async def _deadletter(self, tenant: str | None, rejected: list[Rejected]) -> None:
+        """Produce the dead-letters; retriable failures are retried (those records only),
+        a permanent failure is logged and counted, and that record is skipped."""
+        label = tenant or "unknown"
+        pending = list(rejected)
         attempt = 0
-        while True:
-            try:
-                futures = [
-                    await self._producer.send(
+        while pending:
+            retry: list[Rejected] = []
+            sent: list[tuple[Rejected, asyncio.Future[Any]]] = []
+            outcomes: dict[int, BaseException | None] = {}
+            for r in pending:
+                try:
+                    future = await self._producer.send(
                         self._topics.deadletter, deadletter_body(r, tenant), key=r.record.key
                     )
-                    for r in rejected
-                ]
-                await asyncio.gather(*futures)
-                break
-            except Exception as exc:
-                if not is_retriable(exc):
-                    raise
+                except Exception as exc:  # noqa: BLE001 - sorted out below
+                    outcomes[id(r)] = exc
+                else:
+                    sent.append((r, future))
+            results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+            for (r, _), result in zip(sent, results, strict=True):
+                outcomes[id(r)] = result if isinstance(result, BaseException) else None
+            for r in pending:
+                failure = outcomes[id(r)]
+                if failure is None:
+                    self._dead_lettered(label, r)
+                elif isinstance(failure, Exception) and is_retriable(failure):
+                    retry.append(r)
+                elif isinstance(failure, Exception):
+                    self._deadletter_failed(label, r, failure)
+                else:
+                    raise failure  # cancellation
+            pending = retry
+            if pending:
                 attempt += 1
                 await self._pause(attempt)
-        for r in rejected:
-            label = tenant or "unknown"
-            self._metrics.deadletters.labels(label, r.rule).inc()
-            self._metrics.rejected.labels(label, "kafka", r.rule).inc()
-            log.info(
-                "raw record dead-lettered",
-                extra={
-                    "tenant": label,
-                    "rule": r.rule,
-                    "topic": r.record.topic,
-                    "partition": r.record.partition,
-                    "offset": r.record.offset,
-                },
-            )
+
+    def _dead_lettered(self, label: str, r: Rejected) -> None:
+        self._metrics.deadletters.labels(label, r.rule).inc()
+        self._metrics.rejected.labels(label, "kafka", r.rule).inc()
+        log.info(
+            "raw record dead-lettered",
+            extra={
+                "tenant": label,
+                "rule": r.rule,
+                "topic": r.record.topic,
+                "partition": r.record.partition,
+                "offset": r.record.offset,
+            },
+        )
+
+    def _deadletter_failed(self, label: str, r: Rejected, failure: Exception) -> None:
+        self._metrics.deadletter_failures.labels(label, r.rule).inc()
+        self._metrics.rejected.labels(label, "kafka", r.rule).inc()
+        log.error(
+            "raw record refused but its dead-letter could not be produced; skipping it",
+            extra={
+                "tenant": label,
+                "rule": r.rule,
+                "topic": r.record.topic,
+                "partition": r.record.partition,
+                "offset": r.record.offset,
+                "error": f"{type(failure).__name__}: {failure}"[:300],
+            },
+        )

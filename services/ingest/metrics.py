@@ -44,6 +44,13 @@ class IngestMetrics(BaseMetrics):
             ["tenant", "rule"],
             registry=registry,
         )
+        self.deadletter_failures = Counter(
+            self.name("deadletter_failures"),
+            "Refused raw records whose dead-letter could not be produced (a permanent error, "
+            "e.g. too large); they were skipped and are only in the logs",
+            ["tenant", "rule"],
+            registry=registry,
+        )
         self.archive_latency = Histogram(
             self.name("archive_duration_seconds"),
             "Time of the database transaction archiving a batch",

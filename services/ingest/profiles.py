@@ -26,7 +26,7 @@ class TenantProfiles:
         cached = self._cache.get(tenant)
         if cached is not None and cached[1] > now:
             return cached[0]
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn:
             profile = await repo.fetch_profile(conn, tenant)
         if self._cache_seconds > 0:
             self._cache[tenant] = (profile, now + self._cache_seconds)

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     Conn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 
+#: longest wait for a pooled connection on a request path: a database that is away or hanging
+#: then answers 503 (the TimeoutError is retriable) instead of holding the request
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+
+
 def notify_channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel that wakes the outbox relay of ``schema``."""
     return f"{schema}_outbox"

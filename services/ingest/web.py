@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -47,8 +48,9 @@ from services.ingest.handlers import (
 )
 from services.ingest.metrics import IngestMetrics
 from services.ingest.profiles import TenantProfiles
-from services.ingest.repository import fetch_statement, list_statements
+from services.ingest.repository import ACQUIRE_TIMEOUT_SECONDS, fetch_statement, list_statements
 from services.ingest.signatures import check_signatures
+from shared.errors import is_retriable
 from shared.health import Health
 from shared.http import Handler, ops_app
 from shared.xapi import (
@@ -61,6 +63,8 @@ from shared.xapi import (
     parse_statements_profiled,
 )
 from shared.xapi.primitives import IRI_PATTERN
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS: Final = ["1.0.3", "2.0.0"]
 _QUERY_PARAMS: Final = frozenset(
@@ -77,6 +81,8 @@ _OTHER_RESOURCES: Final = frozenset(
 )
 _IRI: Final = re.compile(IRI_PATTERN)
 _BODY_TYPES: Final = frozenset({"application/json", "multipart/mixed"})
+#: seconds a client is asked to wait before retrying a 503 (database or broker away)
+RETRY_AFTER_SECONDS: Final = 5
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ class IngestContext:
     metrics: IngestMetrics
     salt: str
     max_body: int
+    #: seconds a request body may take to arrive (then 408)
+    body_timeout: float = 10.0
     profiles: TenantProfiles | None = None
     #: version sent back when the request did not (validly) say which it speaks
     fallback_version: XapiVersion = XapiVersion.V2_0
@@ -104,12 +112,30 @@ def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 
 @web.middleware
 async def xapi_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn :class:`IngestError` into its JSON 4xx answer (401s name the auth scheme)."""
+    """Turn :class:`IngestError` into its JSON 4xx answer (401s name the auth scheme; a 408
+    closes the connection), and a retriable failure (database away or hanging, a timeout)
+    into 503 with ``Retry-After``."""
     try:
         return await handler(request)
     except IngestError as exc:
         headers = {"WWW-Authenticate": REALM} if exc.status == 401 else None
-        return _json(exc.body(), exc.status, headers)
+        response = _json(exc.body(), exc.status, headers)
+        if exc.status == 408:
+            response.force_close()  # the rest of the body may never come: do not wait for it
+        return response
+    except Exception as exc:
+        if not is_retriable(exc):
+            raise
+        log.warning(
+            "request failed on an unavailable dependency; answered 503",
+            extra={"path": request.path, "error": f"{type(exc).__name__}: {exc}"[:300]},
+        )
+        body = {
+            "error": "the service is temporarily unavailable; retry later",
+            "rule": "unavailable",
+            "violations": [],
+        }
+        return _json(body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def version_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -132,7 +158,7 @@ def _version(request: web.Request, headers: Mapping[str, str]) -> XapiVersion:
 async def statements(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT_KEY]
     if request.method == "POST" and "method" in request.query:
-        xreq = await read_request(request, ctx.max_body)
+        xreq = await read_request(request, ctx.max_body, ctx.body_timeout)
         version = _version(request, xreq.headers)
         if version is not XapiVersion.V1_0_3:
             raise BadRequestError(
@@ -149,7 +175,7 @@ async def statements(request: web.Request) -> web.Response:
                     f"Content-Type must be application/json or multipart/mixed, not {ctype!r}",
                     rule="content_type",
                 )
-        xreq = await read_request(request, ctx.max_body)
+        xreq = await read_request(request, ctx.max_body, ctx.body_timeout)
     handler = _METHODS[xreq.method]
     return await handler(ctx, principal, version, xreq)
 
@@ -325,7 +351,7 @@ async def get_statements(
         )
     param = single[0]
     sid = _statement_id(params[param], param)
-    async with ctx.pool.acquire() as conn:
+    async with ctx.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
         found = await fetch_statement(conn, who.tenant, sid, voided=param == "voidedStatementId")
     if found is None:
         error = NotFoundError(f"no statement {sid}", rule="not_found")
@@ -376,7 +402,7 @@ async def _listing(
         raise BadRequestError("limit must be an integer >= 0", rule="limit.invalid")
     limit = min(limit or LISTING_MAX, LISTING_MAX)
     ascending = _flag(params, "ascending")
-    async with ctx.pool.acquire() as conn:
+    async with ctx.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
         rows = await list_statements(
             conn,
             who.tenant,

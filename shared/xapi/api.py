@@ -11,7 +11,13 @@ from shared.xapi.errors import StatementValidationError, Violation, violations_f
 from shared.xapi.primitives import VERSION_CONTEXT_KEY, XapiVersion
 from shared.xapi.statement import Statement
 
-__all__ = ["parse_statement", "parse_statements", "statement_to_dict", "statement_to_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "parse_statement",
+    "parse_statements",
+    "statement_to_dict",
+    "statement_to_json",
+]
 
 RawStatements = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]
 
@@ -19,14 +25,58 @@ _STATEMENT: Final = TypeAdapter(Statement)
 _STATEMENTS: Final = TypeAdapter(list[Statement])
 
 
+#: Deepest nesting of objects and arrays accepted in a document (the top-level statement or
+#: array is level 1). xAPI statements themselves are shallow (a SubStatement's context
+#: activities sit about 6 levels down); only extensions nest freely. 128 leaves extensions
+#: ample room while staying far below the ~255 levels at which orjson and pydantic refuse to
+#: serialise (the archived statement is re-serialised and wrapped in an event envelope), so a
+#: statement that validates can always be stored and published. Deeper documents are refused
+#: with rule ``json.depth``.
+MAX_JSON_DEPTH: Final = 128
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse ``data`` nested deeper than :data:`MAX_JSON_DEPTH` (an iterative walk: no
+    recursion, stops at the first container too deep)."""
+    if not isinstance(data, dict | list):
+        return
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise StatementValidationError(
+                [
+                    Violation(
+                        "$",
+                        "json.depth",
+                        f"the document nests objects and arrays more than {MAX_JSON_DEPTH} "
+                        "levels deep",
+                    )
+                ]
+            )
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def _brackets(raw: bytes | bytearray | memoryview | str) -> int:
+    if isinstance(raw, str):
+        return raw.count("{") + raw.count("[")
+    text = raw if isinstance(raw, bytes | bytearray) else bytes(raw)
+    return text.count(b"{") + text.count(b"[")
+
+
 def _load(raw: RawStatements) -> Any:
     if isinstance(raw, bytes | bytearray | memoryview | str):
         try:
-            return orjson.loads(raw)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise StatementValidationError(
                 [Violation("$", "json.invalid", f"not valid JSON: {exc}")]
             ) from None
+        if _brackets(raw) > MAX_JSON_DEPTH:  # fewer brackets than the limit cannot nest deeper
+            _check_depth(data)
+        return data
+    _check_depth(raw)
     return raw
 
 

@@ -50,9 +50,11 @@ class FakeConn:
 class FakePool:
     def __init__(self, conn: FakeConn) -> None:
         self.conn = conn
+        self.timeout: float | None = None
 
     @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[FakeConn]:
+    async def acquire(self, *, timeout: float | None = None) -> AsyncIterator[FakeConn]:  # noqa: ASYNC109 - asyncpg's signature
+        self.timeout = timeout
         yield self.conn
 
 

@@ -1,0 +1,48 @@
+"""Nesting depth limit (rule ``json.depth``): deep extensions are refused before they can
+break serialisation; anything within the limit validates and serialises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from shared.xapi import StatementValidationError, XapiVersion, parse_statement, statement_to_json
+from shared.xapi.api import MAX_JSON_DEPTH, parse_statements
+from tests.unit.ingest.samples import statement
+
+V2 = XapiVersion.V2_0
+# the statement, context and extensions objects hold the nested value
+ABOVE = 3
+
+
+def _deep_json(levels: int) -> bytes:
+    doc = statement()
+    doc["context"] = {"extensions": {"https://x.example/deep": "@@"}}
+    return orjson.dumps(doc).replace(b'"@@"', b"[" * levels + b"]" * levels)
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(_deep_json(levels))
+    return data
+
+
+def test_the_deepest_allowed_document_validates_and_serialises() -> None:
+    doc = _deep(MAX_JSON_DEPTH - ABOVE)
+    parsed = parse_statement(orjson.dumps(doc), version=V2)
+    assert orjson.loads(statement_to_json(parsed))["context"] == doc["context"]
+    # an array of statements adds a level
+    assert parse_statements([_deep(MAX_JSON_DEPTH - ABOVE - 1)], version=V2)
+    with pytest.raises(StatementValidationError) as err:
+        parse_statements(orjson.dumps([doc]), version=V2)
+    assert err.value.violations[0].rule == "json.depth"
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH - ABOVE + 1, 255, 1000])
+def test_deeper_documents_are_refused(levels: int) -> None:
+    doc = _deep(levels)
+    for raw in (_deep_json(levels), _deep_json(levels).decode(), doc):
+        with pytest.raises(StatementValidationError) as err:
+            parse_statement(raw, version=V2)
+        assert [v.rule for v in err.value.violations] == ["json.depth"]
