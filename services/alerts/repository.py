@@ -315,34 +315,3 @@ async def snoozes_due(conn: Conn, now: datetime, limit: int) -> list[uuid.UUID]:
 async def lock_alert(conn: Conn, alert_id: uuid.UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow("SELECT * FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
     return dict(row) if row else None
-
-
-# --- outbox ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    key: bytes
-    envelope: bytes
-    created_at: datetime
-
-
-async def unpublished(conn: Conn, limit: int) -> list[OutboxRow]:
-    rows = await conn.fetch(
-        "SELECT id, msg_key, envelope, created_at FROM outbox WHERE published_at IS NULL"
-        " ORDER BY id LIMIT $1",
-        limit,
-    )
-    return [OutboxRow(r["id"], r["msg_key"], r["envelope"], r["created_at"]) for r in rows]
-
-
-async def mark_published(conn: Conn, ids: Sequence[int]) -> None:
-    await conn.execute(
-        "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
-        list(ids),
-    )
-
-
-async def outbox_backlog(conn: Conn) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))

@@ -332,37 +332,3 @@ async def revoke_credential(conn: Conn, tenant: str, name: str) -> bool:
         name,
     )
     return status.endswith(" 1")
-
-
-# --- outbox ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    key: bytes
-    envelope: bytes
-    created_at: datetime
-
-
-async def unpublished(conn: Conn, limit: int) -> list[OutboxRow]:
-    rows = await conn.fetch(
-        "SELECT id, msg_key, envelope, created_at FROM outbox"
-        " WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        limit,
-    )
-    return [
-        OutboxRow(r["id"], bytes(r["msg_key"]), bytes(r["envelope"]), r["created_at"]) for r in rows
-    ]
-
-
-async def mark_published(conn: Conn, ids: Sequence[int]) -> None:
-    await conn.execute(
-        "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
-        list(ids),
-    )
-
-
-async def backlog(conn: Conn) -> int:
-    count = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-    return int(count or 0)
