@@ -18,7 +18,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -83,8 +83,10 @@ async def batches(
     batch_size: int,
     *,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[list[Event]]:
-    """Group due statements into batches of one tenant, waiting until each one is due."""
+    """Group due statements into batches of one tenant, waiting until each one is due
+    (``clock`` and ``sleep`` are injectable so tests check the pacing without real time)."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     batch: list[Event] = []
@@ -100,7 +102,7 @@ async def batches(
                 if batch:
                     yield batch
                     batch = []
-                await asyncio.sleep(wait)
+                await sleep(wait)
         if batch and (len(batch) >= batch_size or batch[0].tenant != event.tenant):
             yield batch
             batch = []

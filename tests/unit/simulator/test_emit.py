@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,11 +93,25 @@ async def test_http_sink_retries_unavailable_and_refuses_bad_requests(
 
 
 async def test_rate_paces_the_statements(events: list[Event]) -> None:
-    began = time.monotonic()
-    got = [b async for b in batches(events[:41], Pace(rate=400), 100)]
-    assert time.monotonic() - began >= 0.095
+    """41 statements at 400/s: statement i is due i/400 s after the first; a clock that only
+    moves when the generator sleeps shows every wait (no real time, so no load can break it)."""
+    now = 0.0
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        nonlocal now
+        waits.append(seconds)
+        now += seconds
+
+    got = [
+        b async for b in batches(events[:41], Pace(rate=400), 100, clock=lambda: now, sleep=sleep)
+    ]
     assert sum(len(b) for b in got) == 41
-    assert len(got) > 5
+    assert [e.statement["id"] for b in got for e in b] == [e.statement["id"] for e in events[:41]]
+    assert len(waits) == 40  # one wait before each statement after the first
+    assert waits == pytest.approx([1 / 400] * 40)
+    assert now == pytest.approx(40 / 400)
+    assert len(got) == 41  # a statement not yet due ends the batch before it
 
 
 def test_pace_maps_event_time_to_wall_time() -> None:
