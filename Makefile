@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install demo bench browser infra-up infra-down infra-status infra-reset lint format typecheck \
+.PHONY: help install demo bench browser infra-fetch infra-up infra-down infra-status infra-reset lint format typecheck \
         test test-unit test-integration config-table clean
 
 help: ## list the commands
@@ -39,6 +39,9 @@ bench: $(STAMP) infra-up ## run every benchmark and rewrite BENCHMARKS.md (takes
 browser: ## install Debian's Chromium for the browser tests (once)
 	@deploy/local/browser.sh
 
+infra-fetch: ## fetch the Kafka jars and install PostgreSQL (the fault tests start private servers from them)
+	@$(INFRA) fetch
+
 infra-up: ## start Kafka (KRaft) and PostgreSQL on 127.0.0.1, or check the external ones
 	@$(INFRA) up
 
@@ -62,13 +65,13 @@ format: $(STAMP) ## ruff: fix what can be fixed and reformat
 typecheck: $(STAMP) ## mypy --strict on shared, services and tests
 	$(BIN)/mypy
 
-test: $(STAMP) infra-up browser lint typecheck ## THE test command: install, start servers, ruff, mypy, all tests
+test: $(STAMP) infra-fetch infra-up browser lint typecheck ## THE test command: install, start servers, ruff, mypy, all tests
 	$(WITH_INFRA) $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## unit tests only (no servers needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP) infra-up browser ## integration and end-to-end tests against the real servers
+test-integration: $(STAMP) infra-fetch infra-up browser ## integration and end-to-end tests against the real servers
 	$(WITH_INFRA) $(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 config-table: $(STAMP) ## rewrite the configuration table in README.md from the settings classes
