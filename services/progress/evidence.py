@@ -12,18 +12,27 @@ matched by several rules keeps its highest weight. Rules match on
   ``context.extensions`` with an equal value (a list value matches if any element is equal;
   booleans equal only booleans, so ``true`` never equals ``1``).
 
-Kind, first that applies:
+Kind, first that applies (a verb is named by the last path segment of its IRI, so the ADL,
+cmi5 and activitystrea.ms vocabularies all work):
 
 1. ``attendance``: the object id is a programme session's ``activity_id`` and the verb is an
-   attendance verb (the last path segment of its IRI is ``attended``, ``joined`` or ``join``);
-2. ``attempt``: ``result.success`` is present (it wins), else ``result.score.scaled``, else
-   ``result.score.raw`` with ``min`` < ``max`` (scaled to 0..1); a score counts as correct at
-   ``scaled >= PASS_SCORE`` (0.5);
-3. ``hint``: the verb is ``HINT_VERB``, or extension ``HINT_EXTENSION`` (in result or context) is
-   ``true`` or a positive count (on an attempt it sets ``hint_used`` instead);
-4. ``completion``: ``result.completion`` is true or the verb is ``completed``;
-5. ``activity``: anything else -- and any statement that maps to no competency (except
-   attendance). Every evidence updates recency; only attempts with competencies move mastery.
+   attendance verb (``attended``, ``joined`` or ``join``);
+2. ``activity``: the statement maps to no competency;
+3. ``completion``: the verb is ``completed`` or ``satisfied``, or ``passed`` / ``failed`` on a
+   course or module (``COMPLETION_TYPES``) -- *even with a score or success*: finishing a
+   course, module or practice set is not one more answer to an item;
+4. ``attempt``: the verb is not a session/lifecycle verb (``NOT_ATTEMPT_VERBS``: launched,
+   progressed, ...) and the result has an outcome: ``result.success`` (it wins), else
+   ``result.score.scaled``, else ``result.score.raw`` with ``min`` < ``max`` (scaled to 0..1);
+   a score counts as correct at ``scaled >= PASS_SCORE`` (0.5). This is ``answered`` /
+   ``attempted`` / ``passed`` / ``failed`` on an item or assessment;
+5. ``hint``: the verb is ``HINT_VERB``, or one of ``HINT_EXTENSIONS`` (in result, context or
+   object definition) is ``true`` or a positive count (on an attempt it sets ``hint_used``);
+6. ``completion``: ``result.completion`` is true;
+7. ``activity``: anything else.
+
+Every evidence updates recency and time on task; only attempts move mastery and the attempt
+counters and streaks (here and in the alerts service's detectors).
 
 Mode: ``MODE_EXTENSION`` (``"practice"`` / ``"assessment"``, in context or object extensions)
 wins; else an object or context-parent activity type in ``ASSESSMENT_TYPES`` means assessment;
@@ -48,10 +57,41 @@ from shared.framework import Framework
 PASS_SCORE = 0.5
 EXT = "https://skillstream.io/xapi/ext/"
 HINT_EXTENSION = EXT + "hints"
+#: hint counts: ours, and the simulator's (``hint``: the hint's number on a hint request;
+#: ``hints-used``: hints requested before an answer)
+HINT_EXTENSIONS = (HINT_EXTENSION, EXT + "hint", EXT + "hints-used")
 MODE_EXTENSION = EXT + "mode"
 HINT_VERB = "https://skillstream.io/xapi/verbs/requested-hint"
 COMPLETED_VERB = "http://adlnet.gov/expapi/verbs/completed"
 ATTENDANCE_VERB_NAMES = frozenset({"attended", "joined", "join"})
+COMPLETION_VERB_NAMES = frozenset({"completed", "satisfied"})
+#: completion when their object is a course or module; an attempt on an item or assessment
+RESULT_VERB_NAMES = frozenset({"passed", "failed"})
+COMPLETION_TYPES = frozenset(
+    {
+        "http://adlnet.gov/expapi/activities/course",
+        "http://adlnet.gov/expapi/activities/module",
+        "http://adlnet.gov/expapi/activities/lesson",
+        "https://w3id.org/xapi/cmi5/activitytype/course",
+    }
+)
+#: verbs whose statements are never attempts, whatever their result says (session life cycle,
+#: progress reports, attendance)
+NOT_ATTEMPT_VERBS = (
+    frozenset(
+        {
+            "launched",
+            "initialized",
+            "terminated",
+            "abandoned",
+            "waived",
+            "progressed",
+            "suspended",
+            "resumed",
+        }
+    )
+    | ATTENDANCE_VERB_NAMES
+)
 ASSESSMENT_TYPES = frozenset(
     {
         "http://adlnet.gov/expapi/activities/assessment",
@@ -233,9 +273,12 @@ def _hint(verb_id: str, exts: Iterable[Mapping[str, Any]]) -> bool:
     if verb_id == HINT_VERB:
         return True
     for ext in exts:
-        v = ext.get(HINT_EXTENSION)
-        if v is True or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0):
-            return True
+        if not ext:
+            continue
+        for key in HINT_EXTENSIONS:
+            v = ext.get(key)
+            if v is True or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0):
+                return True
     return False
 
 
@@ -356,9 +399,12 @@ def extract_raw(
     found = match_competencies(statement, index)
     attempt = _attempt(result)
     hint = _hint(verb_id, exts)
-    completed = result.get("completion") is True or verb_id == COMPLETED_VERB
-    session = index.sessions.get(activity_id) if activity_id else None
     verb_name = verb_id.rstrip("/").rsplit("/", 1)[-1]
+    completes = verb_name in COMPLETION_VERB_NAMES or (
+        verb_name in RESULT_VERB_NAMES and definition.get("type") in COMPLETION_TYPES
+    )
+    completed = completes or result.get("completion") is True
+    session = index.sessions.get(activity_id) if activity_id else None
     attending = session is not None and verb_name in ATTENDANCE_VERB_NAMES
 
     kind: Kind
@@ -366,7 +412,9 @@ def extract_raw(
         kind = "attendance"
     elif not found:
         kind = "activity"
-    elif attempt is not None:
+    elif completes:
+        kind = "completion"
+    elif attempt is not None and verb_name not in NOT_ATTEMPT_VERBS:
         kind = "attempt"
     elif hint:
         kind = "hint"
@@ -375,7 +423,7 @@ def extract_raw(
     else:
         kind = "activity"
     mode = _mode(definition.get("type"), activities, exts)
-    if mode is None and attempt is not None:
+    if mode is None and kind == "attempt":
         mode = "practice"
     sid = statement.get("id")
     return RawEvidence(
