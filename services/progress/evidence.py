@@ -285,31 +285,50 @@ def _hint(verb_id: str, exts: Iterable[Mapping[str, Any]]) -> bool:
 def match_competencies(statement: Mapping[str, Any], index: FrameworkIndex) -> dict[str, float]:
     """Every competency the statement maps to, with its highest matching weight."""
     obj = _obj(statement.get("object"))
-    definition = _obj(obj.get("definition"))
     context = _obj(statement.get("context"))
-    activities = _obj(context.get("contextActivities"))
+    return _match(
+        index,
+        obj,
+        _obj(obj.get("definition")),
+        _obj(statement.get("result")),
+        context,
+        _obj(context.get("contextActivities")),
+    )
+
+
+def _add(found: dict[str, float], targets: Iterable[tuple[str, float]]) -> None:
+    for competency, weight in targets:
+        old = found.get(competency)
+        if old is None or weight > old:
+            found[competency] = weight
+
+
+def _match(  # noqa: PLR0917 - the parts of one statement, taken apart once by the caller
+    index: FrameworkIndex,
+    obj: Mapping[str, Any],
+    definition: Mapping[str, Any],
+    result: Mapping[str, Any],
+    context: Mapping[str, Any],
+    activities: Mapping[str, Any],
+) -> dict[str, float]:
     found: dict[str, float] = {}
-
-    def add(targets: Iterable[tuple[str, float]]) -> None:
-        for competency, weight in targets:
-            found[competency] = max(weight, found.get(competency, 0.0))
-
-    is_activity = obj.get("objectType", "Activity") == "Activity"
-    if is_activity and isinstance(obj.get("id"), str):
-        add(index.by_id.get(obj["id"], ()))
-    if isinstance(definition.get("type"), str):
-        add(index.by_type.get(definition["type"], ()))
-    for kind in ("parent", "grouping"):
-        for a in _as_list(activities.get(kind)):
-            if isinstance(a, Mapping) and isinstance(a.get("id"), str):
-                add(index.by_parent.get(a["id"], ()))
+    oid = obj.get("id")
+    if type(oid) is str and obj.get("objectType", "Activity") == "Activity":
+        _add(found, index.by_id.get(oid, ()))
+    otype = definition.get("type")
+    if type(otype) is str:
+        _add(found, index.by_type.get(otype, ()))
+    if activities:
+        for kind in ("parent", "grouping"):
+            for a in _as_list(activities.get(kind)):
+                if isinstance(a, Mapping) and isinstance(a.get("id"), str):
+                    _add(found, index.by_parent.get(a["id"], ()))
     if index.by_ext:
-        result = _obj(statement.get("result"))
         for source in (definition, result, context):
             for key, value in _obj(source.get("extensions")).items():
                 for rule_value, competency, weight in index.by_ext.get(key, ()):
                     if _same(rule_value, value):
-                        add([(competency, weight)])
+                        _add(found, [(competency, weight)])
     return found
 
 
@@ -379,9 +398,14 @@ def extract_raw(
     index: FrameworkIndex,
     *,
     default_time: datetime | None = None,
+    event_time: datetime | None = None,
 ) -> RawEvidence:
-    """:func:`extract_evidence` as a :class:`RawEvidence` (what the worker uses per event)."""
-    occurred_at = _time(statement.get("timestamp")) or _time(statement.get("stored"))
+    """:func:`extract_evidence` as a :class:`RawEvidence` (what the worker uses per event).
+
+    ``event_time``: the statement's event time when the caller has it already (the envelope's
+    ``occurred_at``, which ingest took from the same ``timestamp`` / ``stored``): not parsed
+    again."""
+    occurred_at = event_time or _time(statement.get("timestamp")) or _time(statement.get("stored"))
     occurred_at = occurred_at or default_time
     if occurred_at is None:
         raise EvidenceError("statement has neither timestamp nor stored, and no default time")
@@ -396,7 +420,7 @@ def extract_raw(
     exts = [_obj(x.get("extensions")) for x in (result, context, definition)]
 
     duration_s = _cached_duration(result.get("duration"))
-    found = match_competencies(statement, index)
+    found = _match(index, obj, definition, result, context, activities)
     attempt = _attempt(result)
     hint = _hint(verb_id, exts)
     verb_name = verb_id.rstrip("/").rsplit("/", 1)[-1]

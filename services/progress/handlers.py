@@ -424,7 +424,7 @@ class Processor:
             payload = _payload(statement_id, "activity", duration_s=_duration(statement))
             return self._outcome(env, record, duplicate, "activity", [(None, payload)], [], None)
         try:
-            evidence = extract_raw(statement, version.index, default_time=when)
+            evidence = extract_raw(statement, version.index, event_time=when)
         except EvidenceError as exc:  # cannot happen with a default time; kept as a guard
             raise StatementEvidenceError(str(exc)) from None
         duration = evidence.duration_s
