@@ -248,6 +248,10 @@ def _time(value: Any) -> datetime | None:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+def _is_str_in(value: Any, names: frozenset[str]) -> bool:
+    return type(value) is str and value in names
+
+
 def _number(value: Any) -> float | None:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     return float(value) if ok else None
@@ -257,7 +261,7 @@ def _attempt(result: Mapping[str, Any]) -> tuple[bool, float | None] | None:
     """(correct, scaled score) when the result makes the statement an attempt."""
     score = _obj(result.get("score"))
     scaled = _number(score.get("scaled"))
-    if scaled is None:
+    if scaled is None and score:
         raw, lo, hi = (_number(score.get(k)) for k in ("raw", "min", "max"))
         if raw is not None and lo is not None and hi is not None and hi > lo:
             scaled = (raw - lo) / (hi - lo)
@@ -336,13 +340,17 @@ def _mode(
     obj_type: Any, activities: Mapping[str, Any], exts: Iterable[Mapping[str, Any]]
 ) -> Literal["practice", "assessment"] | None:
     for ext in exts:
-        v = ext.get(MODE_EXTENSION)
+        v = ext.get(MODE_EXTENSION) if ext else None
         if v in ("practice", "assessment"):
             return "assessment" if v == "assessment" else "practice"
-    types = {obj_type} | {
-        _obj(_obj(a).get("definition")).get("type") for a in _as_list(activities.get("parent"))
-    }
-    return "assessment" if types & ASSESSMENT_TYPES else None
+    if type(obj_type) is str and obj_type in ASSESSMENT_TYPES:
+        return "assessment"
+    if activities:
+        for a in _as_list(activities.get("parent")):
+            parent_type = _obj(_obj(a).get("definition")).get("type")
+            if type(parent_type) is str and parent_type in ASSESSMENT_TYPES:
+                return "assessment"
+    return None
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build (hot path)
@@ -425,7 +433,7 @@ def extract_raw(
     hint = _hint(verb_id, exts)
     verb_name = verb_id.rstrip("/").rsplit("/", 1)[-1]
     completes = verb_name in COMPLETION_VERB_NAMES or (
-        verb_name in RESULT_VERB_NAMES and definition.get("type") in COMPLETION_TYPES
+        verb_name in RESULT_VERB_NAMES and _is_str_in(definition.get("type"), COMPLETION_TYPES)
     )
     completed = completes or result.get("completion") is True
     session = index.sessions.get(activity_id) if activity_id else None
