@@ -30,8 +30,8 @@ class ProgressUpdate(_Payload):
     ``attempt`` (an answer to an item or assessment, with success or a score) moves mastery and
     the attempt counters and streaks; a ``completion`` (``completed``, or ``passed`` /
     ``failed`` on a course or module -- even with a score), ``attendance``, ``hint`` or other
-    ``activity`` updates recency and time on task only. The envelope's ``occurred_at`` is the statement's event
-    time, which drives every stall rule (replays give the same alerts).
+    ``activity`` updates recency and time on task only. The envelope's ``occurred_at`` is the
+    statement's event time, which drives every stall rule (replays give the same alerts).
     """
 
     statement_id: uuid.UUID
