@@ -8,6 +8,9 @@ Needs the local Kafka and PostgreSQL (``make infra-up``; or KAFKA_BOOTSTRAP_SERV
 DATABASE_URL). Everything is created under a random topic prefix and schema and removed after.
 
 * raw: a group-less ``AIOKafkaConsumer`` reads all N records (getmany, no decoding).
+* faust floor: a Faust agent configured as the worker's (same app settings, manual
+  acknowledgement) that only acknowledges each event: what any one-event-at-a-time Faust
+  agent costs before doing any work (``--no-floor`` skips it).
 * worker: ``open_progress`` (the service as deployed: Faust agent, changelog-backed table,
   updates published, projection with watermarks), timed from the first projected batch to the
   last offset projected (start-up and rebalance excluded, reported apart); also the CPU time
@@ -48,6 +51,7 @@ from shared.envelope import STATEMENT_V1, Envelope
 from shared.framework import Framework
 from shared.identity import learner_key
 from shared.kafka import Topics, ensure_topics, kafka_admin, kafka_consumer, kafka_producer
+from shared.streaming import make_faust_app, raw_topic, running
 
 TENANT = "bench"
 SALT = "bench-salt-0000"
@@ -112,6 +116,34 @@ async def raw_rate(bootstrap: str, topic: str, n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
+async def faust_floor(bootstrap: str, topics: Topics, n: int) -> tuple[float, float]:
+    """Events/s and CPU seconds per 1,000 events of a Faust agent that only acknowledges
+    (timed from its first event, as the worker is from its first projected batch)."""
+    app = make_faust_app(
+        "floor", bootstrap=bootstrap, topic_prefix=topics.prefix, partitions=topics.partitions
+    )
+    source = raw_topic(app, topics.statements, topics.partitions)
+    done = asyncio.Event()
+    seen = [0]
+    first = [0.0, 0.0]  # wall, cpu
+
+    async def process(stream: Any) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
+            if not seen[0]:
+                first[:] = [time.perf_counter(), time.process_time()]
+            seen[0] += 1
+            await manual.ack(event)
+            if seen[0] >= n:
+                done.set()
+
+    app.agent(source, name="floor")(process)
+    async with running(app):
+        await done.wait()
+        wall, cpu = time.perf_counter() - first[0], time.process_time() - first[1]
+    return (n - 1) / max(wall, 1e-9), cpu / max(n - 1, 1) * 1000
+
+
 async def worker_rate(settings: ProgressSettings, topic: str, n: int) -> tuple[float, float, float]:
     """Events/s, start-up seconds, and CPU seconds of this process per 1,000 events (all its
     threads, over the same window: on a shared machine the wall clock also counts other
@@ -164,6 +196,7 @@ async def main() -> None:
     parser.add_argument("--learners", type=int, default=2_000)
     parser.add_argument("--competencies", type=int, default=20)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--no-floor", action="store_true", help="skip the Faust no-op agent")
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/postgres")
@@ -196,6 +229,10 @@ async def main() -> None:
         results["raw_events_per_s"] = round(
             await raw_rate(bootstrap, topics.statements, args.events)
         )
+        if not args.no_floor:
+            floor, floor_cpu = await faust_floor(bootstrap, topics, args.events)
+            results["faust_noop_events_per_s"] = round(floor)
+            results["faust_noop_cpu_s_per_1k_events"] = round(floor_cpu, 3)
         rate, ready, cpu = await worker_rate(settings, topics.statements, args.events)
         results["worker_events_per_s"] = round(rate)
         results["worker_cpu_s_per_1k_events"] = round(cpu, 3)

@@ -26,8 +26,12 @@ class ProgressUpdate(_Payload):
     (schema ``skillstream.progress_update.v1``, key ``"<tenant>|<learner_key>"``).
 
     ``competency`` is ``None`` for evidence that maps to no competency: it still tells the alerts
-    service that the learner was active. The envelope's ``occurred_at`` is the statement's event
-    time, which drives every stall rule (replays give the same alerts).
+    service that the learner was active. ``evidence`` says what the statement was: only an
+    ``attempt`` (an answer to an item or assessment, with success or a score) moves mastery and
+    the attempt counters and streaks; a ``completion`` (``completed``, or ``passed`` /
+    ``failed`` on a course or module -- even with a score), ``attendance``, ``hint`` or other
+    ``activity`` updates recency and time on task only. The envelope's ``occurred_at`` is the
+    statement's event time, which drives every stall rule (replays give the same alerts).
     """
 
     statement_id: uuid.UUID

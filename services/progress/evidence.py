@@ -12,18 +12,27 @@ matched by several rules keeps its highest weight. Rules match on
   ``context.extensions`` with an equal value (a list value matches if any element is equal;
   booleans equal only booleans, so ``true`` never equals ``1``).
 
-Kind, first that applies:
+Kind, first that applies (a verb is named by the last path segment of its IRI, so the ADL,
+cmi5 and activitystrea.ms vocabularies all work):
 
 1. ``attendance``: the object id is a programme session's ``activity_id`` and the verb is an
-   attendance verb (the last path segment of its IRI is ``attended``, ``joined`` or ``join``);
-2. ``attempt``: ``result.success`` is present (it wins), else ``result.score.scaled``, else
-   ``result.score.raw`` with ``min`` < ``max`` (scaled to 0..1); a score counts as correct at
-   ``scaled >= PASS_SCORE`` (0.5);
-3. ``hint``: the verb is ``HINT_VERB``, or extension ``HINT_EXTENSION`` (in result or context) is
-   ``true`` or a positive count (on an attempt it sets ``hint_used`` instead);
-4. ``completion``: ``result.completion`` is true or the verb is ``completed``;
-5. ``activity``: anything else -- and any statement that maps to no competency (except
-   attendance). Every evidence updates recency; only attempts with competencies move mastery.
+   attendance verb (``attended``, ``joined`` or ``join``);
+2. ``activity``: the statement maps to no competency;
+3. ``completion``: the verb is ``completed`` or ``satisfied``, or ``passed`` / ``failed`` on a
+   course or module (``COMPLETION_TYPES``) -- *even with a score or success*: finishing a
+   course, module or practice set is not one more answer to an item;
+4. ``attempt``: the verb is not a session/lifecycle verb (``NOT_ATTEMPT_VERBS``: launched,
+   progressed, ...) and the result has an outcome: ``result.success`` (it wins), else
+   ``result.score.scaled``, else ``result.score.raw`` with ``min`` < ``max`` (scaled to 0..1);
+   a score counts as correct at ``scaled >= PASS_SCORE`` (0.5). This is ``answered`` /
+   ``attempted`` / ``passed`` / ``failed`` on an item or assessment;
+5. ``hint``: the verb is ``HINT_VERB``, or one of ``HINT_EXTENSIONS`` (in result, context or
+   object definition) is ``true`` or a positive count (on an attempt it sets ``hint_used``);
+6. ``completion``: ``result.completion`` is true;
+7. ``activity``: anything else.
+
+Every evidence updates recency and time on task; only attempts move mastery and the attempt
+counters and streaks (here and in the alerts service's detectors).
 
 Mode: ``MODE_EXTENSION`` (``"practice"`` / ``"assessment"``, in context or object extensions)
 wins; else an object or context-parent activity type in ``ASSESSMENT_TYPES`` means assessment;
@@ -48,10 +57,41 @@ from shared.framework import Framework
 PASS_SCORE = 0.5
 EXT = "https://skillstream.io/xapi/ext/"
 HINT_EXTENSION = EXT + "hints"
+#: hint counts: ours, and the simulator's (``hint``: the hint's number on a hint request;
+#: ``hints-used``: hints requested before an answer)
+HINT_EXTENSIONS = (HINT_EXTENSION, EXT + "hint", EXT + "hints-used")
 MODE_EXTENSION = EXT + "mode"
 HINT_VERB = "https://skillstream.io/xapi/verbs/requested-hint"
 COMPLETED_VERB = "http://adlnet.gov/expapi/verbs/completed"
 ATTENDANCE_VERB_NAMES = frozenset({"attended", "joined", "join"})
+COMPLETION_VERB_NAMES = frozenset({"completed", "satisfied"})
+#: completion when their object is a course or module; an attempt on an item or assessment
+RESULT_VERB_NAMES = frozenset({"passed", "failed"})
+COMPLETION_TYPES = frozenset(
+    {
+        "http://adlnet.gov/expapi/activities/course",
+        "http://adlnet.gov/expapi/activities/module",
+        "http://adlnet.gov/expapi/activities/lesson",
+        "https://w3id.org/xapi/cmi5/activitytype/course",
+    }
+)
+#: verbs whose statements are never attempts, whatever their result says (session life cycle,
+#: progress reports, attendance)
+NOT_ATTEMPT_VERBS = (
+    frozenset(
+        {
+            "launched",
+            "initialized",
+            "terminated",
+            "abandoned",
+            "waived",
+            "progressed",
+            "suspended",
+            "resumed",
+        }
+    )
+    | ATTENDANCE_VERB_NAMES
+)
 ASSESSMENT_TYPES = frozenset(
     {
         "http://adlnet.gov/expapi/activities/assessment",
@@ -208,6 +248,10 @@ def _time(value: Any) -> datetime | None:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+def _is_str_in(value: Any, names: frozenset[str]) -> bool:
+    return type(value) is str and value in names
+
+
 def _number(value: Any) -> float | None:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     return float(value) if ok else None
@@ -217,7 +261,7 @@ def _attempt(result: Mapping[str, Any]) -> tuple[bool, float | None] | None:
     """(correct, scaled score) when the result makes the statement an attempt."""
     score = _obj(result.get("score"))
     scaled = _number(score.get("scaled"))
-    if scaled is None:
+    if scaled is None and score:
         raw, lo, hi = (_number(score.get(k)) for k in ("raw", "min", "max"))
         if raw is not None and lo is not None and hi is not None and hi > lo:
             scaled = (raw - lo) / (hi - lo)
@@ -233,40 +277,62 @@ def _hint(verb_id: str, exts: Iterable[Mapping[str, Any]]) -> bool:
     if verb_id == HINT_VERB:
         return True
     for ext in exts:
-        v = ext.get(HINT_EXTENSION)
-        if v is True or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0):
-            return True
+        if not ext:
+            continue
+        for key in HINT_EXTENSIONS:
+            v = ext.get(key)
+            if v is True or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0):
+                return True
     return False
 
 
 def match_competencies(statement: Mapping[str, Any], index: FrameworkIndex) -> dict[str, float]:
     """Every competency the statement maps to, with its highest matching weight."""
     obj = _obj(statement.get("object"))
-    definition = _obj(obj.get("definition"))
     context = _obj(statement.get("context"))
-    activities = _obj(context.get("contextActivities"))
+    return _match(
+        index,
+        obj,
+        _obj(obj.get("definition")),
+        _obj(statement.get("result")),
+        context,
+        _obj(context.get("contextActivities")),
+    )
+
+
+def _add(found: dict[str, float], targets: Iterable[tuple[str, float]]) -> None:
+    for competency, weight in targets:
+        old = found.get(competency)
+        if old is None or weight > old:
+            found[competency] = weight
+
+
+def _match(  # noqa: PLR0917 - the parts of one statement, taken apart once by the caller
+    index: FrameworkIndex,
+    obj: Mapping[str, Any],
+    definition: Mapping[str, Any],
+    result: Mapping[str, Any],
+    context: Mapping[str, Any],
+    activities: Mapping[str, Any],
+) -> dict[str, float]:
     found: dict[str, float] = {}
-
-    def add(targets: Iterable[tuple[str, float]]) -> None:
-        for competency, weight in targets:
-            found[competency] = max(weight, found.get(competency, 0.0))
-
-    is_activity = obj.get("objectType", "Activity") == "Activity"
-    if is_activity and isinstance(obj.get("id"), str):
-        add(index.by_id.get(obj["id"], ()))
-    if isinstance(definition.get("type"), str):
-        add(index.by_type.get(definition["type"], ()))
-    for kind in ("parent", "grouping"):
-        for a in _as_list(activities.get(kind)):
-            if isinstance(a, Mapping) and isinstance(a.get("id"), str):
-                add(index.by_parent.get(a["id"], ()))
+    oid = obj.get("id")
+    if type(oid) is str and obj.get("objectType", "Activity") == "Activity":
+        _add(found, index.by_id.get(oid, ()))
+    otype = definition.get("type")
+    if type(otype) is str:
+        _add(found, index.by_type.get(otype, ()))
+    if activities:
+        for kind in ("parent", "grouping"):
+            for a in _as_list(activities.get(kind)):
+                if isinstance(a, Mapping) and isinstance(a.get("id"), str):
+                    _add(found, index.by_parent.get(a["id"], ()))
     if index.by_ext:
-        result = _obj(statement.get("result"))
         for source in (definition, result, context):
             for key, value in _obj(source.get("extensions")).items():
                 for rule_value, competency, weight in index.by_ext.get(key, ()):
                     if _same(rule_value, value):
-                        add([(competency, weight)])
+                        _add(found, [(competency, weight)])
     return found
 
 
@@ -274,13 +340,17 @@ def _mode(
     obj_type: Any, activities: Mapping[str, Any], exts: Iterable[Mapping[str, Any]]
 ) -> Literal["practice", "assessment"] | None:
     for ext in exts:
-        v = ext.get(MODE_EXTENSION)
+        v = ext.get(MODE_EXTENSION) if ext else None
         if v in ("practice", "assessment"):
             return "assessment" if v == "assessment" else "practice"
-    types = {obj_type} | {
-        _obj(_obj(a).get("definition")).get("type") for a in _as_list(activities.get("parent"))
-    }
-    return "assessment" if types & ASSESSMENT_TYPES else None
+    if type(obj_type) is str and obj_type in ASSESSMENT_TYPES:
+        return "assessment"
+    if activities:
+        for a in _as_list(activities.get("parent")):
+            parent_type = _obj(_obj(a).get("definition")).get("type")
+            if type(parent_type) is str and parent_type in ASSESSMENT_TYPES:
+                return "assessment"
+    return None
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build (hot path)
@@ -336,9 +406,14 @@ def extract_raw(
     index: FrameworkIndex,
     *,
     default_time: datetime | None = None,
+    event_time: datetime | None = None,
 ) -> RawEvidence:
-    """:func:`extract_evidence` as a :class:`RawEvidence` (what the worker uses per event)."""
-    occurred_at = _time(statement.get("timestamp")) or _time(statement.get("stored"))
+    """:func:`extract_evidence` as a :class:`RawEvidence` (what the worker uses per event).
+
+    ``event_time``: the statement's event time when the caller has it already (the envelope's
+    ``occurred_at``, which ingest took from the same ``timestamp`` / ``stored``): not parsed
+    again."""
+    occurred_at = event_time or _time(statement.get("timestamp")) or _time(statement.get("stored"))
     occurred_at = occurred_at or default_time
     if occurred_at is None:
         raise EvidenceError("statement has neither timestamp nor stored, and no default time")
@@ -353,12 +428,15 @@ def extract_raw(
     exts = [_obj(x.get("extensions")) for x in (result, context, definition)]
 
     duration_s = _cached_duration(result.get("duration"))
-    found = match_competencies(statement, index)
+    found = _match(index, obj, definition, result, context, activities)
     attempt = _attempt(result)
     hint = _hint(verb_id, exts)
-    completed = result.get("completion") is True or verb_id == COMPLETED_VERB
-    session = index.sessions.get(activity_id) if activity_id else None
     verb_name = verb_id.rstrip("/").rsplit("/", 1)[-1]
+    completes = verb_name in COMPLETION_VERB_NAMES or (
+        verb_name in RESULT_VERB_NAMES and _is_str_in(definition.get("type"), COMPLETION_TYPES)
+    )
+    completed = completes or result.get("completion") is True
+    session = index.sessions.get(activity_id) if activity_id else None
     attending = session is not None and verb_name in ATTENDANCE_VERB_NAMES
 
     kind: Kind
@@ -366,7 +444,9 @@ def extract_raw(
         kind = "attendance"
     elif not found:
         kind = "activity"
-    elif attempt is not None:
+    elif completes:
+        kind = "completion"
+    elif attempt is not None and verb_name not in NOT_ATTEMPT_VERBS:
         kind = "attempt"
     elif hint:
         kind = "hint"
@@ -375,7 +455,7 @@ def extract_raw(
     else:
         kind = "activity"
     mode = _mode(definition.get("type"), activities, exts)
-    if mode is None and attempt is not None:
+    if mode is None and kind == "attempt":
         mode = "practice"
     sid = statement.get("id")
     return RawEvidence(

@@ -199,7 +199,24 @@ class CompetencyRow:
 
     def values(self) -> tuple[Any, ...]:
         """The columns in table order (``dataclasses.astuple`` deep-copies: too slow here)."""
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return (
+            self.tenant,
+            self.learner_key,
+            self.competency,
+            self.framework,
+            self.framework_version,
+            self.mastery,
+            self.mastered,
+            self.attempts,
+            self.correct_total,
+            self.correct_streak,
+            self.wrong_streak,
+            self.hints,
+            self.time_on_task_s,
+            self.first_event_at,
+            self.last_event_at,
+            self.mastered_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,8 +385,9 @@ def _step(
     weight: float,
     when: datetime,
     duration: float,
-) -> tuple[CompetencyState, float | None]:
-    """The competency state after one piece of evidence, and the prediction before it."""
+) -> tuple[CompetencyState, float | None, float]:
+    """The competency state after one piece of evidence, the prediction before it and the
+    mastery after it."""
     state = _fit(cs.model, model)
     prediction: float | None = None
     hints = cs.hints
@@ -379,11 +397,12 @@ def _step(
     else:
         state = record_activity(state, when, duration)  # type: ignore[type-var]
         hints += 1 if kind == "hint" else 0
+    mastery: float = model.mastery(state)  # type: ignore[arg-type]
     mastered_at = cs.mastered_at
-    if mastered_at is None and model.mastery(state) >= model.threshold:  # type: ignore[arg-type]
+    if mastered_at is None and mastery >= model.threshold:
         mastered_at = when
     first = when if cs.first_event_at is None else min(cs.first_event_at, when)
-    return CompetencyState(state, hints, first, mastered_at), prediction
+    return CompetencyState(state, hints, first, mastered_at), prediction, mastery
 
 
 class Processor:
@@ -405,7 +424,7 @@ class Processor:
             payload = _payload(statement_id, "activity", duration_s=_duration(statement))
             return self._outcome(env, record, duplicate, "activity", [(None, payload)], [], None)
         try:
-            evidence = extract_raw(statement, version.index, default_time=when)
+            evidence = extract_raw(statement, version.index, event_time=when)
         except EvidenceError as exc:  # cannot happen with a default time; kept as a guard
             raise StatementEvidenceError(str(exc)) from None
         duration = evidence.duration_s
@@ -431,8 +450,11 @@ class Processor:
             return self._outcome(env, record, duplicate, kind, [(None, payload)], [], version)
         comps = dict(record.competencies)
         pairs: list[tuple[str | None, dict[str, Any]]] = []
-        touched: list[str] = []
+        touched: list[tuple[str, float]] = []  # (competency, mastery after)
         correct = evidence.correct if kind == "attempt" else None
+        mode, session_id = evidence.mode, evidence.session_id
+        framework, framework_version = fw.framework, fw.version
+        business_unit = membership.business_unit if membership else None
         for cid, weight in evidence.competencies:
             model = version.models[cid]
             current = comps.get(cid) or CompetencyState(model.initial())
@@ -440,9 +462,10 @@ class Processor:
             prediction: float | None = None
             if duplicate:
                 new = current
+                after: float = model.mastery(_fit(new.model, model))  # type: ignore[arg-type]
             else:
                 before = model.mastery(_fit(current.model, model))  # type: ignore[arg-type]
-                new, prediction = _step(
+                new, prediction, after = _step(
                     current,
                     model=model,
                     kind=kind,
@@ -453,30 +476,33 @@ class Processor:
                 )
                 comps[cid] = new
             state = new.model
-            after = model.mastery(_fit(state, model))  # type: ignore[arg-type]
-            touched.append(cid)
-            pairs.append(
-                (
-                    cid,
-                    _payload(
-                        statement_id,
-                        kind,
-                        competency=cid,
-                        correct=correct,
-                        predicted_correct=prediction,
-                        mastery_before=before,
-                        mastery_after=after,
-                        mastered=after >= model.threshold,
-                        attempts=state.attempts,
-                        correct_total=state.correct,
-                        correct_streak=state.correct_streak,
-                        wrong_streak=state.wrong_streak,
-                        hints=new.hints,
-                        time_on_task_s=state.time_on_task_s,
-                        **base,
-                    ),
-                )
-            )
+            touched.append((cid, after))
+            # a ProgressUpdate as _payload builds it (fields in the model's order), built inline:
+            # this runs per event and competency
+            payload = {
+                "statement_id": statement_id,
+                "evidence": kind,
+                "competency": cid,
+                "framework": framework,
+                "framework_version": framework_version,
+                "programme": programme,
+                "business_unit": business_unit,
+                "mode": mode,
+                "session_id": session_id,
+                "correct": correct,
+                "duration_s": duration,
+                "predicted_correct": prediction,
+                "mastery_before": before,
+                "mastery_after": after,
+                "mastered": after >= model.threshold,
+                "attempts": state.attempts,
+                "correct_total": state.correct,
+                "correct_streak": state.correct_streak,
+                "wrong_streak": state.wrong_streak,
+                "hints": new.hints,
+                "time_on_task_s": state.time_on_task_s,
+            }
+            pairs.append((cid, payload))
         if not duplicate:
             record = record.remember(env.event_id, when, self.recent_ids)
             record = LearnerRecord(
@@ -491,7 +517,7 @@ class Processor:
         duplicate: bool,
         kind: EvidenceKind,
         pairs: list[tuple[str | None, dict[str, Any]]],
-        touched: list[str],
+        touched: list[tuple[str, float]],
         version: FrameworkVersion | None,
     ) -> Outcome:
         updates = []
@@ -503,12 +529,11 @@ class Processor:
         day = env.occurred_at.date()
         if version is not None:
             fw = version.framework
-            for cid in touched:
+            for cid, mastery in touched:
                 cs = record.competencies.get(cid)
                 if cs is None:  # a redelivery whose first pass predates this competency
                     continue
                 model = version.models[cid]
-                mastery = model.mastery(_fit(cs.model, model))  # type: ignore[arg-type]
                 m = cs.model
                 rows.append(
                     CompetencyRow(

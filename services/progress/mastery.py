@@ -135,16 +135,36 @@ def initial(params: BktParams = DEFAULT_BKT) -> MasteryState:
     return MasteryState(log_odds=_cap(logit(params.prior)))
 
 
+#: (params, (guess, slip, learn, forget) clipped) by ``id`` of the (immutable) parameter set,
+#: which each entry holds: a framework has a few; the worker uses them per event
+_CLIPPED: dict[int, tuple[BktParams, tuple[float, float, float, float]]] = {}
+
+
+def _clipped(params: BktParams) -> tuple[float, float, float, float]:
+    hit = _CLIPPED.get(id(params))
+    if hit is None or hit[0] is not params:
+        if len(_CLIPPED) >= 10_000:
+            _CLIPPED.clear()
+        values = (
+            _clip(params.guess),
+            _clip(params.slip),
+            _clip(params.learn),
+            _clip(params.forget),
+        )
+        hit = _CLIPPED[id(params)] = (params, values)
+    return hit[1]
+
+
 def predict(state: MasteryState, params: BktParams = DEFAULT_BKT) -> float:
     """P(correct) at the next opportunity, before seeing its answer."""
+    guess, slip, _, _ = _clipped(params)
     learned = sigmoid(state.log_odds)
-    return learned * (1.0 - _clip(params.slip)) + (1.0 - learned) * _clip(params.guess)
+    return learned * (1.0 - slip) + (1.0 - learned) * guess
 
 
 def step_log_odds(log_odds: float, params: BktParams, correct: bool, weight: float = 1.0) -> float:
     """One BKT opportunity on the log-odds of *learned*: evidence, then transition (see module)."""
-    guess, slip = _clip(params.guess), _clip(params.slip)
-    learn, forget = _clip(params.learn), _clip(params.forget)
+    guess, slip, learn, forget = _clipped(params)
     # the pair, each side computed directly (no 1 - x cancellation)
     lrn, unl = sigmoid(log_odds), sigmoid(-log_odds)
     e_lrn, e_unl = (1.0 - slip, guess) if correct else (slip, 1.0 - guess)

@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from services.progress import repository as repo
-from services.progress.handlers import Outcome
+from services.progress.handlers import CompetencyRow, DailyRow, Outcome
 from services.progress.metrics import ProgressMetrics
 from shared.errors import is_retriable
 
@@ -81,10 +81,10 @@ class Projector:
     async def _flush_once(self, items: list[tuple[int, int, Outcome | None]]) -> int:
         started = time.perf_counter()
         partitions = sorted({p for p, _, _ in items})
-        comps: dict[tuple[str, str, str], tuple[Any, ...]] = {}
-        daily: dict[tuple[str, str, str, date], tuple[Any, ...]] = {}
-        activity: dict[tuple[str, str], tuple[Any, ...]] = {}
-        weeks: set[tuple[str, str, date]] = set()
+        comps: dict[tuple[str, str, str], CompetencyRow] = {}
+        daily: dict[tuple[str, str, str, date], DailyRow] = {}
+        activity: dict[tuple[str, str], dict[str, Any]] = {}
+        weeks: dict[tuple[str, str, date], dict[str, Any]] = {}
         top: dict[int, int] = {}
         skipped = 0
         async with self._pool.acquire() as conn, conn.transaction():
@@ -97,30 +97,26 @@ class Projector:
                 if out is None:
                     continue
                 for row in out.competencies:
-                    comps[row.key] = row.values()
+                    comps[row.tenant, row.learner_key, row.competency] = row
                 for d in out.daily:
-                    daily[(d.tenant, d.learner_key, d.competency, d.day)] = (
-                        d.tenant,
-                        d.learner_key,
-                        d.competency,
-                        d.day,
-                        d.mastery,
-                    )
+                    daily[d.tenant, d.learner_key, d.competency, d.day] = d
                 a = out.activity
-                activity[(a.tenant, a.learner_key)] = (
-                    a.tenant,
-                    a.learner_key,
-                    a.events,
-                    a.first_event_at,
-                    a.last_event_at,
-                )
-                weeks.add((a.tenant, a.learner_key, a.week))
+                activity[a.tenant, a.learner_key] = {
+                    "tenant": a.tenant,
+                    "learner_key": a.learner_key,
+                    "events": a.events,
+                    "first_event_at": a.first_event_at,
+                    "last_event_at": a.last_event_at,
+                }
+                week = (a.tenant, a.learner_key, a.week)
+                if week not in weeks:
+                    weeks[week] = {"tenant": a.tenant, "learner_key": a.learner_key, "week": a.week}
             await repo.upsert_projection(
                 conn,
-                list(comps.values()),
+                list(comps.values()),  # dataclasses: their fields are the table's columns
                 list(daily.values()),
                 list(activity.values()),
-                sorted(weeks),
+                [weeks[k] for k in sorted(weeks)],
             )
             if top:
                 await repo.move_watermarks(conn, self._topic, top)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+import orjson
+
 from services.progress.errors import FrameworkConflictError
 from services.progress.frameworks import content_hash, document_of, ref_to_key
 from shared.framework import Framework
@@ -181,13 +183,19 @@ async def move_watermarks(conn: Conn, topic: str, offsets: dict[int, int]) -> No
     )
 
 
+# Rows are sent as one JSON array of objects per table (orjson, in C) and unpacked by
+# ``json_to_recordset``: binding 16 typed arrays costs asyncpg several microseconds per value
+# in Python-level type checks, the JSON a fraction of that; values are exact (floats are
+# written shortest-round-trip and read back to the same double; times with microseconds).
+# The parameter is text (``$1::text::json``), so a connection's json codec does not apply.
 _UPSERT_COMPETENCY = """
 INSERT INTO learner_competency (tenant, learner_key, competency, framework, framework_version,
     mastery, mastered, attempts, correct_total, correct_streak, wrong_streak, hints,
     time_on_task_s, first_event_at, last_event_at, mastered_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
-    $6::float8[], $7::bool[], $8::int[], $9::int[], $10::int[], $11::int[], $12::int[],
-    $13::float8[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[])
+SELECT * FROM json_to_recordset($1::text::json) AS r(tenant text, learner_key text, competency text,
+    framework text, framework_version int, mastery float8, mastered bool, attempts int,
+    correct_total int, correct_streak int, wrong_streak int, hints int, time_on_task_s float8,
+    first_event_at timestamptz, last_event_at timestamptz, mastered_at timestamptz)
 ON CONFLICT (tenant, learner_key, competency) DO UPDATE SET
     framework = EXCLUDED.framework, framework_version = EXCLUDED.framework_version,
     mastery = EXCLUDED.mastery, mastered = EXCLUDED.mastered, attempts = EXCLUDED.attempts,
@@ -199,43 +207,49 @@ ON CONFLICT (tenant, learner_key, competency) DO UPDATE SET
 
 _UPSERT_DAILY = """
 INSERT INTO mastery_daily (tenant, learner_key, competency, day, mastery)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::float8[])
+SELECT * FROM json_to_recordset($1::text::json)
+    AS r(tenant text, learner_key text, competency text, day date, mastery float8)
 ON CONFLICT (tenant, learner_key, competency, day) DO UPDATE SET mastery = EXCLUDED.mastery
 """
 
 _UPSERT_ACTIVITY = """
 INSERT INTO learner_activity (tenant, learner_key, events, first_event_at, last_event_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+SELECT * FROM json_to_recordset($1::text::json) AS r(tenant text, learner_key text, events bigint,
+    first_event_at timestamptz, last_event_at timestamptz)
 ON CONFLICT (tenant, learner_key) DO UPDATE SET events = EXCLUDED.events,
     first_event_at = EXCLUDED.first_event_at, last_event_at = EXCLUDED.last_event_at
 """
 
 _INSERT_WEEKS = """
 INSERT INTO activity_weeks (tenant, learner_key, week)
-SELECT * FROM unnest($1::text[], $2::text[], $3::date[]) ON CONFLICT DO NOTHING
+SELECT * FROM json_to_recordset($1::text::json) AS r(tenant text, learner_key text, week date)
+ON CONFLICT DO NOTHING
 """
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [[r[i] for r in rows] for i in range(width)]
+def _json(rows: Sequence[Any]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 async def upsert_projection(
     conn: Conn,
-    competencies: Sequence[tuple[Any, ...]],
-    daily: Sequence[tuple[Any, ...]],
-    activity: Sequence[tuple[Any, ...]],
-    weeks: Sequence[tuple[Any, ...]],
+    competencies: Sequence[Any],
+    daily: Sequence[Any],
+    activity: Sequence[Any],
+    weeks: Sequence[Any],
 ) -> None:
-    """Absolute values keyed by their natural keys (each key at most once per call)."""
+    """Absolute values keyed by their natural keys (each key at most once per call).
+
+    Each row is an object orjson encodes with the table's column names as keys: a dict or a
+    dataclass (:class:`~services.progress.handlers.CompetencyRow`, :class:`DailyRow`, ...)."""
     if competencies:
-        await conn.execute(_UPSERT_COMPETENCY, *_columns(competencies, 16))
+        await conn.execute(_UPSERT_COMPETENCY, _json(competencies))
     if daily:
-        await conn.execute(_UPSERT_DAILY, *_columns(daily, 5))
+        await conn.execute(_UPSERT_DAILY, _json(daily))
     if activity:
-        await conn.execute(_UPSERT_ACTIVITY, *_columns(activity, 5))
+        await conn.execute(_UPSERT_ACTIVITY, _json(activity))
     if weeks:
-        await conn.execute(_INSERT_WEEKS, *_columns(weeks, 3))
+        await conn.execute(_INSERT_WEEKS, _json(weeks))
 
 
 async def clear_projection(conn: Conn) -> None:

@@ -40,7 +40,8 @@ _BKT, _ELO = 0, 1
 def _us(value: datetime | None) -> int:
     if value is None:
         return _NONE
-    return (value - _EPOCH) // timedelta(microseconds=1)
+    d = value - _EPOCH  # exact integer arithmetic (``// timedelta(microseconds=1)`` is slower)
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 def _dt(value: int) -> datetime | None:
@@ -74,6 +75,37 @@ class LearnerRecord:
         return LearnerRecord(self.events + 1, first, last, recent, self.competencies)
 
 
+#: packed competency entries by ``id`` of their (immutable) state, which each entry holds so the
+#: id cannot be reused while it is here; emptied when full (a miss only costs the packing)
+_PACKED: dict[int, tuple[CompetencyState, str, bytes]] = {}
+_PACKED_MAX: Final = 100_000
+
+
+def _pack(cid: str, c: CompetencyState) -> bytes:
+    name = cid.encode()
+    m = c.model
+    kind, value = (_BKT, m.log_odds) if isinstance(m, MasteryState) else (_ELO, m.ability)
+    prediction = math.nan if m.last_prediction is None else m.last_prediction
+    return (
+        bytes((len(name),))
+        + name
+        + _COMP.pack(
+            kind,
+            value,
+            m.attempts,
+            m.correct,
+            m.correct_streak,
+            m.wrong_streak,
+            c.hints,
+            _us(m.last_event_at),
+            _us(c.first_event_at),
+            m.time_on_task_s,
+            prediction,
+            _us(c.mastered_at),
+        )
+    )
+
+
 def encode(record: LearnerRecord) -> bytes:
     parts = [
         _HEADER.pack(
@@ -86,28 +118,16 @@ def encode(record: LearnerRecord) -> bytes:
         ),
         *record.recent,
     ]
+    packed = _PACKED
     for cid, c in record.competencies.items():
-        name = cid.encode()
-        m = c.model
-        kind, value = (_BKT, m.log_odds) if isinstance(m, MasteryState) else (_ELO, m.ability)
-        prediction = math.nan if m.last_prediction is None else m.last_prediction
-        parts.append(bytes((len(name),)) + name)
-        parts.append(
-            _COMP.pack(
-                kind,
-                value,
-                m.attempts,
-                m.correct,
-                m.correct_streak,
-                m.wrong_streak,
-                c.hints,
-                _us(m.last_event_at),
-                _us(c.first_event_at),
-                m.time_on_task_s,
-                prediction,
-                _us(c.mastered_at),
-            )
-        )
+        # a learner's entry is written once per batch with every competency, of which an
+        # event changes one: the others are the same (immutable) objects as last time
+        hit = packed.get(id(c))
+        if hit is None or hit[0] is not c or hit[1] != cid:
+            if len(packed) >= _PACKED_MAX:
+                packed.clear()
+            hit = packed[id(c)] = (c, cid, _pack(cid, c))
+        parts.append(hit[2])
     return b"".join(parts)
 
 
