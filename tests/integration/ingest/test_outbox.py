@@ -12,7 +12,10 @@ from tests.unit.ingest.samples import statement
 
 
 class DownProducer:
-    """A producer whose broker is away: every send times out."""
+    """A producer whose broker is away: no metadata, every send times out."""
+
+    async def partitions_for(self, *_: Any) -> Any:
+        raise KafkaTimeoutError()
 
     async def send(self, *_: Any, **__: Any) -> Any:
         raise KafkaTimeoutError()
