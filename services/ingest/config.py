@@ -62,6 +62,20 @@ class IngestSettings(ServiceSettings):
         ge=100,
         description="How often the raw-topic pattern is re-matched against the broker's topics.",
     )
+    archive_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Most archive transactions of HTTP requests under way at once; requests "
+        "arriving meanwhile are stored together by the next one (group commit).",
+    )
+    archive_group_rows: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Most statements one group-commit transaction stores (a request is never "
+        "split).",
+    )
     relay_batch: int = Field(
         default=5000, ge=1, le=100_000, description="Most outbox rows published per round."
     )
