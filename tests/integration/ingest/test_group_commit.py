@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from services.ingest import archive as archive_module
 from services.ingest import repository as repo
 from tests.integration.ingest.conftest import StartIngest
 from tests.unit.ingest.samples import statement
@@ -31,7 +30,7 @@ async def test_concurrent_posts_share_transactions_and_a_conflict_fails_alone(
         calls.append(len(items))
         return await real(conn, tenant, items, channel, notify)
 
-    monkeypatch.setattr(archive_module.repo, "store_statements", counting)
+    monkeypatch.setattr(repo, "store_statements", counting)
     bodies: list[dict[str, Any]] = [
         statement(id=str(uuid.uuid4()), object={"id": f"https://lms.example.com/c/{i}"})
         for i in range(40)
