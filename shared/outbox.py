@@ -8,9 +8,11 @@ stream, and never loses an event: if Kafka is down the rows wait in PostgreSQL. 
 * runs on one replica at a time: it holds a session advisory lock on a dedicated connection
   (other replicas stand by and take over when that connection goes);
 * wakes on ``NOTIFY <channel>`` and also polls every ``poll_seconds``;
-* reads unpublished rows in id order, sends them (idempotent producer, ``acks=all``), waits for
-  every ack, and only then marks them published. A crash in between re-sends the same envelopes
-  (same ``event_id``); consumers are idempotent by event id.
+* reads unpublished rows in id order, sends them in partition batches (idempotent producer,
+  ``acks=all``), and marks each batch's rows published once Kafka acknowledged that batch. A
+  crash in between re-sends the same envelopes (same ``event_id``); consumers are idempotent by
+  event id. A timed-out round cancels no send: the next round waits for what is still in
+  flight before reading the table again, so a slow acknowledgement causes no second copy.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
@@ -33,6 +36,9 @@ if TYPE_CHECKING:
     Conn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 log = logging.getLogger(__name__)
+
+#: most message keys whose partition is remembered (the key is ``tenant|learner``)
+_PARTITION_CACHE_MAX = 100_000
 
 
 class RelayMetrics(Protocol):
@@ -105,6 +111,11 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self.leader = False
         self._failures = 0
+        #: partition batches handed to the producer and not settled yet, with their rows
+        self._inflight: list[tuple[list[OutboxRow], asyncio.Future[Any]]] = []
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[bytes, int] = {}
+        self._all_partitions: list[int] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -184,23 +195,107 @@ class OutboxRelay:
                 await self._sleep(self._poll)
 
     async def publish_once(self, conn: Conn) -> int:
-        """Publish one batch of unpublished rows; returns how many were acknowledged."""
+        """Publish one batch of unpublished rows; returns how many were acknowledged.
+
+        Rows are sent with the producer's batch API, grouped by partition (the default
+        partitioner of the key, so a key keeps its partition and its order). Each partition
+        batch's acknowledgement marks exactly its rows published. A round that times out
+        does not cancel anything: what was acknowledged is marked, and the sends still in
+        flight are remembered; the next round first waits for those (it neither re-sends them
+        nor sends newer rows ahead of them) and only re-reads the table once they are all
+        settled. A send that failed leaves its rows unpublished: the next round re-sends them.
+        """
+        if self._inflight:
+            settled = await self._settle(conn)
+            if self._inflight:
+                raise TimeoutError(f"{len(self._inflight)} outbox batches still unacknowledged")
+            return settled
         rows = await unpublished(conn, self._batch)
         pending = len(rows) if len(rows) < self._batch else await backlog(conn)
         self._metrics.outbox_backlog.set(pending)
         if not rows:
             return 0
-        async with asyncio.timeout(self._send_timeout):
-            futures = [
-                await self._producer.send(self._topic, row.envelope, key=row.key) for row in rows
-            ]
-            await asyncio.gather(*futures)
-        await mark_published(conn, [row.id for row in rows])
-        if self._latency is not None:
-            now = datetime.now(UTC)
-            for row in rows:
-                self._latency.observe(max(0.0, (now - row.created_at).total_seconds()))
-        self._metrics.published.inc(len(rows))
-        self._metrics.outbox_backlog.set(max(0, pending - len(rows)))
+        failure: Exception | None = None
+        try:
+            await self._send(rows)
+        except Exception as exc:  # noqa: BLE001 - what was sent is settled first, then raised
+            failure = exc
+        settled = await self._settle(conn)
+        if failure is not None:
+            raise failure
+        if self._inflight:
+            raise TimeoutError(f"{len(self._inflight)} outbox batches unacknowledged in time")
+        self._metrics.outbox_backlog.set(max(0, pending - settled))
         self._failures = 0
-        return len(rows)
+        return settled
+
+    async def _partition_of(self, key: bytes) -> int:
+        partition = self._partitions.get(key)
+        if partition is None:
+            if not self._all_partitions:
+                self._all_partitions = sorted(await self._producer.partitions_for(self._topic))
+            partition = self._partitioner(key, self._all_partitions, self._all_partitions)
+            if len(self._partitions) >= _PARTITION_CACHE_MAX:
+                self._partitions.clear()
+            self._partitions[key] = partition
+        return partition
+
+    async def _send(self, rows: Sequence[OutboxRow]) -> None:
+        """Hand ``rows`` to the producer, one batch per partition (split when full); each
+        batch and its rows go to ``self._inflight`` as soon as the producer took it."""
+        by_partition: dict[int, list[OutboxRow]] = {}
+        for row in rows:
+            by_partition.setdefault(await self._partition_of(row.key), []).append(row)
+        for partition, members in by_partition.items():
+            batch = self._producer.create_batch()
+            taken: list[OutboxRow] = []
+            for row in members:
+                if batch.append(key=row.key, value=row.envelope, timestamp=None) is None:
+                    if not taken:  # cannot happen: an empty batch takes any message
+                        raise ValueError(f"outbox row {row.id} does not fit in a batch")
+                    await self._send_batch(batch, partition, taken)
+                    batch, taken = self._producer.create_batch(), []
+                    if batch.append(key=row.key, value=row.envelope, timestamp=None) is None:
+                        raise ValueError(f"outbox row {row.id} does not fit in a batch")
+                taken.append(row)
+            if taken:
+                await self._send_batch(batch, partition, taken)
+
+    async def _send_batch(self, batch: Any, partition: int, rows: list[OutboxRow]) -> None:
+        batch.close()
+        future = await self._producer.send_batch(batch, self._topic, partition=partition)
+        self._inflight.append((rows, future))
+
+    async def _settle(self, conn: Conn) -> int:
+        """Wait (up to the send timeout, cancelling nothing) for the batches in flight; mark
+        the acknowledged ones published; keep the unfinished ones in flight; forget the failed
+        ones (their rows stay unpublished and are re-sent). Raises the first send failure."""
+        inflight = self._inflight
+        if not inflight:
+            return 0
+        done, _ = await asyncio.wait({future for _, future in inflight}, timeout=self._send_timeout)
+        acked: list[OutboxRow] = []
+        failure: BaseException | None = None
+        still: list[tuple[list[OutboxRow], asyncio.Future[Any]]] = []
+        for rows, future in inflight:
+            if future not in done:
+                still.append((rows, future))
+            elif future.cancelled():
+                failure = failure or asyncio.CancelledError()
+            elif future.exception() is not None:
+                failure = failure or future.exception()
+            else:
+                acked.extend(rows)
+        self._inflight = still
+        if acked:
+            await mark_published(conn, [row.id for row in acked])
+            if self._latency is not None:
+                now = datetime.now(UTC)
+                for row in acked:
+                    self._latency.observe(max(0.0, (now - row.created_at).total_seconds()))
+            self._metrics.published.inc(len(acked))
+        if failure is not None:
+            if isinstance(failure, Exception):
+                raise failure
+            raise RuntimeError(f"an outbox batch send ended with {failure!r}")
+        return len(acked)

@@ -82,8 +82,16 @@ async def open_ingest(
     ) as pool:
         await migrate(pool, settings.db_schema)
         metrics.watch_pool(pool)
-        async with kafka_producer(bootstrap) as producer:
-            archive = Archive(pool, metrics, settings.db_schema)
+        async with kafka_producer(
+            bootstrap, max_batch_size=settings.producer_batch_bytes
+        ) as producer:
+            archive = Archive(
+                pool,
+                metrics,
+                settings.db_schema,
+                concurrency=settings.archive_concurrency,
+                group_rows=settings.archive_group_rows,
+            )
             auth = Authenticator(pool, cache_seconds=settings.auth_cache_seconds)
             relay = OutboxRelay(
                 pool,

@@ -1,10 +1,14 @@
 """Archiving accepted statements: one transaction writes the statements, their learners, the
-attachments and the outbox events (see ``repository.store_statements``)."""
+attachments and the outbox events (see ``repository.store_statements``); concurrent HTTP
+requests share transactions (group commit, see :class:`Archive`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -16,11 +20,45 @@ from services.ingest.metrics import IngestMetrics
 from shared.errors import is_retriable
 
 
+@dataclass
+class _Waiting:
+    """One ``accept`` call waiting for its group's transaction."""
+
+    tenant: str
+    items: Sequence[Prepared]
+    channel: Channel
+    attachments: Sequence[tuple[str, str, bytes]]
+    started: float
+    done: asyncio.Future[repo.StoreResult]
+
+
 class Archive:
-    def __init__(self, pool: asyncpg.Pool[Any], metrics: IngestMetrics, schema: str) -> None:
+    """Archives accepted statements.
+
+    ``accept`` (HTTP) uses group commit: the calls that arrive while a transaction is under way
+    wait, and the next transaction stores all of them at once (one multi-row insert per tenant,
+    one commit), answering each call once that commit is done; at most ``concurrency``
+    transactions run at the same time, and a group holds at most ``group_rows`` statements
+    (a call is never split). A call whose statements conflict, or that PostgreSQL refuses
+    (permanently), fails alone: the group is then stored call by call (one savepoint each).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        metrics: IngestMetrics,
+        schema: str,
+        *,
+        concurrency: int = 2,
+        group_rows: int = 2000,
+    ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._notify = repo.notify_channel(schema)
+        self._concurrency = concurrency
+        self._group_rows = group_rows
+        self._waiting: deque[_Waiting] = deque()
+        self._running: set[asyncio.Task[None]] = set()
 
     async def accept(
         self,
@@ -29,19 +67,114 @@ class Archive:
         channel: Channel,
         attachments: Sequence[tuple[str, str, bytes]] = (),
     ) -> repo.StoreResult:
-        """All of ``items`` or none (a conflict raises and rolls everything back)."""
-        started = time.perf_counter()
-        async with (
-            self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn,
-            conn.transaction(),
-        ):
-            result = await repo.store_statements(conn, tenant, items, channel, self._notify)
-            await repo.store_attachments(conn, tenant, attachments)
-        self._metrics.archive_latency.labels(channel).observe(time.perf_counter() - started)
-        self._metrics.accepted.labels(tenant, channel).inc(len(result.inserted))
-        self._metrics.batch_size.labels(channel).observe(len(items))
-        self._count_deviations(tenant, result.inserted)
+        """All of ``items`` or none (a conflict raises and rolls this call back); returns once
+        the transaction that stored them has committed."""
+        waiting = _Waiting(
+            tenant,
+            items,
+            channel,
+            attachments,
+            time.perf_counter(),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._waiting.append(waiting)
+        self._kick()
+        # shielded: a caller that goes away does not take the group's other calls with it
+        return await asyncio.shield(waiting.done)
+
+    def _kick(self) -> None:
+        while self._waiting and len(self._running) < self._concurrency:
+            group = [self._waiting.popleft()]
+            rows = len(group[0].items)
+            while self._waiting and rows + len(self._waiting[0].items) <= self._group_rows:
+                rows += len(self._waiting[0].items)
+                group.append(self._waiting.popleft())
+            task = asyncio.create_task(self._commit(group), name="ingest-group-commit")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._kick()
+
+    async def _commit(self, group: list[_Waiting]) -> None:
+        try:
+            async with (
+                self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn,
+                conn.transaction(),
+            ):
+                outcomes = await self._store_group(conn, group)
+        except BaseException as exc:  # the transaction failed: every call of it did
+            for waiting in group:
+                if not waiting.done.done():
+                    waiting.done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        now = time.perf_counter()
+        for waiting, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                waiting.done.set_exception(outcome)
+                continue
+            channel = waiting.channel
+            self._metrics.archive_latency.labels(channel).observe(now - waiting.started)
+            self._metrics.accepted.labels(waiting.tenant, channel).inc(len(outcome.inserted))
+            self._metrics.batch_size.labels(channel).observe(len(waiting.items))
+            self._count_deviations(waiting.tenant, outcome.inserted)
+            waiting.done.set_result(outcome)
+
+    async def _store_group(
+        self, conn: Any, group: list[_Waiting]
+    ) -> list[repo.StoreResult | Exception]:
+        if len(group) == 1:  # nothing to isolate: an error fails the transaction, and the call
+            return [await self._store_calls(conn, group)]
+        try:
+            async with conn.transaction():  # a savepoint: the fast path, every call at once
+                together = await self._store_calls(conn, group)
+        except (ConflictError, asyncpg.PostgresError) as exc:
+            if is_retriable(exc):
+                raise
+        else:
+            return self._split(group, together)
+        outcomes: list[repo.StoreResult | Exception] = []
+        for waiting in group:  # one call is wrong: find it, keep the others
+            try:
+                async with conn.transaction():
+                    outcomes.append(await self._store_calls(conn, [waiting]))
+            except (ConflictError, asyncpg.PostgresError) as failure:
+                if is_retriable(failure):
+                    raise
+                outcomes.append(failure)
+        return outcomes
+
+    async def _store_calls(self, conn: Any, group: list[_Waiting]) -> repo.StoreResult:
+        """Store the statements and attachments of ``group`` (one insert per tenant and
+        channel); the result lists them all."""
+        result = repo.StoreResult()
+        keyed: dict[tuple[str, Channel], list[_Waiting]] = {}
+        for waiting in group:
+            keyed.setdefault((waiting.tenant, waiting.channel), []).append(waiting)
+        for (tenant, channel), calls in keyed.items():
+            items = [item for waiting in calls for item in waiting.items]
+            stored = await repo.store_statements(conn, tenant, items, channel, self._notify)
+            result.inserted += stored.inserted
+            result.duplicates += stored.duplicates
+            for waiting in calls:
+                await repo.store_attachments(conn, tenant, waiting.attachments)
         return result
+
+    @staticmethod
+    def _split(
+        group: list[_Waiting], together: repo.StoreResult
+    ) -> list[repo.StoreResult | Exception]:
+        inserted = {id(item) for item in together.inserted}
+        outcomes: list[repo.StoreResult | Exception] = []
+        for waiting in group:
+            mine = repo.StoreResult()
+            for item in waiting.items:
+                (mine.inserted if id(item) in inserted else mine.duplicates).append(item)
+            outcomes.append(mine)
+        return outcomes
 
     def _count_deviations(self, tenant: str, inserted: Sequence[Prepared]) -> None:
         for item in inserted:

@@ -55,15 +55,36 @@ class IngestSettings(ServiceSettings):
         default=True, description="Consume the raw per-tenant topics (xapi.raw.<tenant>)."
     )
     intake_max_records: int = Field(
-        default=500, ge=1, le=100_000, description="Most raw records handled in one batch."
+        default=2000, ge=1, le=100_000, description="Most raw records handled in one batch."
     )
     intake_metadata_max_age_ms: int = Field(
         default=30_000,
         ge=100,
         description="How often the raw-topic pattern is re-matched against the broker's topics.",
     )
+    archive_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Most archive transactions of HTTP requests under way at once; requests "
+        "arriving meanwhile are stored together by the next one (group commit).",
+    )
+    archive_group_rows: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Most statements one group-commit transaction stores (a request is never "
+        "split).",
+    )
     relay_batch: int = Field(
-        default=500, ge=1, le=100_000, description="Most outbox rows published per round."
+        default=5000, ge=1, le=100_000, description="Most outbox rows published per round."
+    )
+    producer_batch_bytes: int = Field(
+        default=512 * 1024,
+        ge=16 * 1024,
+        le=1024 * 1024,
+        description="Largest record batch the producer builds per partition (the relay fills "
+        "them with the batch API; bigger batches cost far less CPU per statement).",
     )
     relay_poll_seconds: float = Field(
         default=1.0,

@@ -10,14 +10,17 @@
   yields the same ids, so it adds no row and no event (the archive is idempotent by id).
 * The tenant's validation profile applies (``strict``, or ``lenient``: documented deviations
   repaired and recorded on the archive row, see ``shared.xapi.lenient``).
-* Valid records are archived (and queued in the outbox) in one transaction per polled batch;
-  offsets are committed only after that transaction commits (and after dead-letters are
-  acked). An invalid record, or one whose id is stored with other content, goes to
-  ``xapi.deadletter`` as JSON ``{reason, rule, violations, tenant, source: {topic, partition,
-  offset}, original: base64, original_size, original_truncated, at}`` and the partition moves
-  on. ``original`` holds at most the first :data:`DEADLETTER_ORIGINAL_BUDGET` bytes of the
-  record (``original_truncated`` says whether it was cut; ``original_size`` is the full size),
-  so a dead-letter always fits in what the producer may send.
+* Valid records are archived (and queued in the outbox, which publishes them) in one
+  transaction per polled batch and tenant (one multi-row insert); offsets are committed, all
+  partitions in one request, only after that transaction commits (and after dead-letters are
+  acked). While a batch is archived the next one is fetched and validated (one batch in
+  flight, archived and committed in order). An invalid record, or one whose id is stored with
+  other content, goes to ``xapi.deadletter`` as JSON ``{reason, rule, violations, tenant,
+  source: {topic, partition, offset}, original: base64, original_size, original_truncated,
+  at}`` and the partition moves on. ``original`` holds at most the first
+  :data:`DEADLETTER_ORIGINAL_BUDGET` bytes of the record (``original_truncated`` says
+  whether it was cut; ``original_size`` is the full size), so a dead-letter always fits in
+  what the producer may send.
 * A record whose parsing fails unexpectedly (a bug, not a rule) is dead-lettered with reason
   ``unexpected`` rather than stalling its partition. A dead-letter that cannot be produced for
   a permanent reason is logged, counted (``deadletter_failures``) and skipped.
@@ -31,12 +34,12 @@ import base64
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.ingest.archive import Archive
 from services.ingest.config import IngestSettings
@@ -68,12 +71,28 @@ RAW_AUTHORITY_NAME = "kafka-intake"
 DEADLETTER_ORIGINAL_BUDGET = 256 * 1024
 
 
+#: records validated between two yields to the event loop
+_YIELD_EVERY = 200
+
+
 @dataclass(frozen=True)
 class Rejected:
     record: ConsumerRecord[Any, Any]
     reason: str
     rule: str
     violations: Sequence[Violation] = ()
+
+
+@dataclass
+class _Polled:
+    """One polled batch, validated: the accepted records by tenant, the refused ones, and the
+    offsets to commit once both are dealt with."""
+
+    good: dict[str, list[tuple[ConsumerRecord[Any, Any], list[Prepared]]]] = field(
+        default_factory=dict
+    )
+    rejected: list[Rejected] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 def record_version(record: ConsumerRecord[Any, Any], default: XapiVersion) -> XapiVersion:
@@ -153,17 +172,7 @@ class RawIntake:
                     metadata_max_age_ms=self._settings.intake_metadata_max_age_ms,
                 ) as consumer:
                     consumer.subscribe(pattern=self._topics.raw_pattern)
-                    while True:
-                        batch = await consumer.getmany(
-                            timeout_ms=500, max_records=self._settings.intake_max_records
-                        )
-                        self.assigned = frozenset(consumer.assignment())
-                        for tp, records in batch.items():
-                            if records:
-                                await self._handle(tp, records)
-                                with contextlib.suppress(Exception):
-                                    await consumer.commit({tp: records[-1].offset + 1})
-                        attempt = 0
+                    await self._consume(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - never stop the worker; log and reconnect
@@ -173,6 +182,92 @@ class RawIntake:
                     extra={"error": f"{type(exc).__name__}: {exc}"[:300]},
                 )
                 await self._pause(attempt)
+            else:
+                attempt = 0
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Poll, validate, then archive + dead-letter + commit, with one batch in flight: while
+        batch N is being archived (PostgreSQL works) batch N+1 is fetched and validated (the
+        CPU part). Batches are archived and committed strictly in order."""
+        inflight: asyncio.Task[None] | None = None
+        try:
+            while True:
+                polled = await consumer.getmany(
+                    timeout_ms=500, max_records=self._settings.intake_max_records
+                )
+                self.assigned = frozenset(consumer.assignment())
+                work = await self._examine(polled)
+                if inflight is not None:
+                    await inflight  # raises what archiving batch N raised: reconnect, replay
+                    inflight = None
+                if work.offsets:
+                    inflight = asyncio.create_task(self._finish(consumer, work))
+        finally:
+            if inflight is not None and not inflight.done():
+                inflight.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await inflight
+
+    async def _examine(
+        self, polled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> _Polled:
+        """Validate and prepare the polled records (no I/O but the cached profile lookup)."""
+        work = _Polled()
+        handled = 0
+        for tp, records in polled.items():
+            if not records:
+                continue
+            work.offsets[tp] = records[-1].offset + 1
+            tenant = self._topics.tenant_of_raw(tp.topic)
+            if tenant is None:
+                work.rejected.extend(Rejected(r, "unknown_topic", "topic") for r in records)
+                continue
+            profile = Profile.STRICT
+            if self._profiles is not None:
+                profile = await self._profiles.get(tenant)
+            good = work.good.setdefault(tenant, [])
+            for record in records:
+                parsed = self._parse(tenant, record, profile)
+                if isinstance(parsed, Rejected):
+                    work.rejected.append(parsed)
+                else:
+                    good.append((record, parsed))
+                handled += 1
+                if handled % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let HTTP requests and heartbeats through
+        return work
+
+    async def _finish(self, consumer: AIOKafkaConsumer, work: _Polled) -> None:
+        """Archive the batch (one transaction per tenant), dead-letter the refused records,
+        then commit every partition's offset in one request."""
+        for tenant, good in work.good.items():
+            if good:
+                await self._store(tenant, good, work.rejected)
+        by_tenant: dict[str | None, list[Rejected]] = {}
+        for r in work.rejected:
+            by_tenant.setdefault(self._topics.tenant_of_raw(r.record.topic), []).append(r)
+        for owner, rejected in by_tenant.items():
+            await self._deadletter(owner, rejected)
+        with contextlib.suppress(Exception):  # not committed: replayed, and idempotent
+            await consumer.commit(work.offsets)
+
+    async def _store(
+        self,
+        tenant: str,
+        good: list[tuple[ConsumerRecord[Any, Any], list[Prepared]]],
+        rejected: list[Rejected],
+    ) -> None:
+        outcomes = await self._archive_with_retry(tenant, [items for _, items in good])
+        observe = self._metrics.batch_size.labels("kafka").observe
+        for (record, items), outcome in zip(good, outcomes, strict=True):
+            if outcome is None:
+                observe(len(items))
+                continue
+            rule = outcome.rule if isinstance(outcome, IngestError) else "storage"
+            reason = outcome.reason if isinstance(outcome, IngestError) else "storage"
+            rejected.append(
+                Rejected(record, reason, rule, [Violation("$", rule, str(outcome)[:500])])
+            )
 
     def _parse(
         self, tenant: str, record: ConsumerRecord[Any, Any], profile: Profile = Profile.STRICT
@@ -218,38 +313,6 @@ class RawIntake:
             return Rejected(
                 record, "unexpected", "unexpected", [Violation("$", "unexpected", error)]
             )
-
-    async def _handle(
-        self, tp: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
-    ) -> None:
-        tenant = self._topics.tenant_of_raw(tp.topic)
-        rejected: list[Rejected] = []
-        good: list[tuple[ConsumerRecord[Any, Any], list[Prepared]]] = []
-        profile = Profile.STRICT
-        if tenant is not None and self._profiles is not None:
-            profile = await self._profiles.get(tenant)
-        for record in records:
-            if tenant is None:
-                rejected.append(Rejected(record, "unknown_topic", "topic"))
-                continue
-            parsed = self._parse(tenant, record, profile)
-            if isinstance(parsed, Rejected):
-                rejected.append(parsed)
-            else:
-                good.append((record, parsed))
-        if good and tenant is not None:
-            outcomes = await self._archive_with_retry(tenant, [items for _, items in good])
-            for (record, items), outcome in zip(good, outcomes, strict=True):
-                if outcome is None:
-                    self._metrics.batch_size.labels("kafka").observe(len(items))
-                    continue
-                rule = outcome.rule if isinstance(outcome, IngestError) else "storage"
-                reason = outcome.reason if isinstance(outcome, IngestError) else "storage"
-                rejected.append(
-                    Rejected(record, reason, rule, [Violation("$", rule, str(outcome)[:500])])
-                )
-        if rejected:
-            await self._deadletter(tenant, rejected)
 
     async def _archive_with_retry(
         self, tenant: str, records: list[list[Prepared]]

@@ -13,10 +13,12 @@ from shared.xapi.statement import Statement
 
 __all__ = [
     "MAX_JSON_DEPTH",
+    "load_document",
     "parse_statement",
     "parse_statements",
     "statement_to_dict",
     "statement_to_json",
+    "validate_loaded",
 ]
 
 RawStatements = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any]
@@ -65,7 +67,8 @@ def _brackets(raw: bytes | bytearray | memoryview | str) -> int:
     return text.count(b"{") + text.count(b"[")
 
 
-def _load(raw: RawStatements) -> Any:
+def load_document(raw: RawStatements) -> Any:
+    """Decode ``raw`` (JSON text or an already-decoded value) and check its depth."""
     if isinstance(raw, bytes | bytearray | memoryview | str):
         try:
             data = orjson.loads(raw)
@@ -86,16 +89,8 @@ def _context(version: XapiVersion) -> dict[str, Any]:
     return {VERSION_CONTEXT_KEY: version}
 
 
-def parse_statement(raw: RawStatements, *, version: XapiVersion) -> Statement:
-    """Validate one statement given as JSON text/bytes or an already-decoded dict.
-
-    Raises :class:`StatementValidationError` listing every violation found.
-
-    Only the xAPI (camelCase) property names are accepted: the models'
-    ``populate_by_name`` is meant for Python constructors, so JSON input is validated
-    with ``by_name=False`` and e.g. ``object_type`` is an unknown property.
-    """
-    data = _load(raw)
+def _validate_one(data: Any, version: XapiVersion) -> Statement:
+    """Validate one decoded statement (its depth already checked)."""
     if not isinstance(data, dict):
         rule = "null_value" if data is None else "type"
         raise StatementValidationError([Violation("$", rule, "a statement must be an object")])
@@ -107,15 +102,32 @@ def parse_statement(raw: RawStatements, *, version: XapiVersion) -> Statement:
         raise StatementValidationError(violations_from_pydantic(exc)) from None
 
 
+def parse_statement(raw: RawStatements, *, version: XapiVersion) -> Statement:
+    """Validate one statement given as JSON text/bytes or an already-decoded dict.
+
+    Raises :class:`StatementValidationError` listing every violation found.
+
+    Only the xAPI (camelCase) property names are accepted: the models'
+    ``populate_by_name`` is meant for Python constructors, so JSON input is validated
+    with ``by_name=False`` and e.g. ``object_type`` is an unknown property.
+    """
+    return _validate_one(load_document(raw), version)
+
+
 def parse_statements(raw: RawStatements, *, version: XapiVersion) -> list[Statement]:
     """Validate a single statement or an array of statements; always returns a list.
 
     Paths of violations in an array are prefixed with the index (``$[2].actor``).
     Statement ids must be distinct within one array (rule ``id.duplicate``).
     """
-    data = _load(raw)
+    return validate_loaded(load_document(raw), version=version)
+
+
+def validate_loaded(data: Any, *, version: XapiVersion) -> list[Statement]:
+    """:func:`parse_statements` of a document :func:`load_document` returned (decoded and
+    depth-checked once: the walk is not repeated)."""
     if isinstance(data, dict):
-        return [parse_statement(data, version=version)]
+        return [_validate_one(data, version)]
     if not isinstance(data, list):
         rule = "null_value" if data is None else "type"
         raise StatementValidationError(

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from shared.xapi.api import RawStatements, _load, parse_statements
+from shared.xapi.api import RawStatements, load_document, parse_statements, validate_loaded
 from shared.xapi.errors import StatementValidationError, Violation, json_path
 from shared.xapi.primitives import IFI_KEYS, XapiVersion
 from shared.xapi.statement import Statement
@@ -264,9 +264,9 @@ def parse_statements_profiled(
 ) -> list[tuple[Statement, tuple[Deviation, ...]]]:
     """Like :func:`~shared.xapi.parse_statements`, with the deviations accepted per statement
     (always empty under the strict profile)."""
-    data = _load(raw)
+    data = load_document(raw)
     try:
-        return [(s, ()) for s in parse_statements(data, version=version)]
+        return [(s, ()) for s in validate_loaded(data, version=version)]
     except StatementValidationError as first:
         if profile is not Profile.LENIENT or not isinstance(data, dict | list):
             raise

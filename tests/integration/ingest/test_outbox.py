@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from services.ingest.outbox import OutboxRelay
@@ -12,7 +14,10 @@ from tests.unit.ingest.samples import statement
 
 
 class DownProducer:
-    """A producer whose broker is away: every send times out."""
+    """A producer whose broker is away: no metadata, every send times out."""
+
+    async def partitions_for(self, *_: Any) -> Any:
+        raise KafkaTimeoutError()
 
     async def send(self, *_: Any, **__: Any) -> Any:
         raise KafkaTimeoutError()
@@ -92,3 +97,91 @@ async def test_a_second_relay_stands_by(start_ingest: StartIngest) -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+class HeldPartitionProducer:
+    """The real producer, except that the acknowledgement of every batch sent to partition
+    ``held`` is withheld from the relay until ``release`` is set (the batch itself reaches
+    Kafka at once): a broker that acks slowly. Counts the batches handed to it."""
+
+    def __init__(self, real: AIOKafkaProducer, held: int) -> None:
+        self.real = real
+        self.held = held
+        self.release = asyncio.Event()
+        self.sent: list[tuple[int, int]] = []  # (partition, records)
+
+    async def partitions_for(self, topic: str) -> Any:
+        return await self.real.partitions_for(topic)
+
+    def create_batch(self) -> Any:
+        return self.real.create_batch()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        self.sent.append((partition, batch.record_count()))
+        acked = await self.real.send_batch(batch, topic, partition=partition)
+        if partition != self.held:
+            return acked
+
+        async def late() -> Any:
+            result = await acked
+            await self.release.wait()
+            return result
+
+        return asyncio.ensure_future(late())
+
+    async def send(self, topic: str, value: bytes, *, key: bytes) -> Any:
+        """The one-message path (a relay that does not batch), held alike."""
+        acked = await self.real.send(topic, value, key=key)
+        self.sent.append((-1, 1))
+
+        async def late() -> Any:
+            result = await acked
+            if result.partition == self.held:
+                await self.release.wait()
+            return result
+
+        return asyncio.ensure_future(late())
+
+
+async def test_a_timed_out_round_neither_cancels_nor_resends(
+    start_ingest: StartIngest, kafka_bootstrap: str
+) -> None:
+    """Regression: a round whose acks came late used to cancel its futures and leave every row
+    unpublished, so the next round sent the acknowledged ones again (duplicates). Now what was
+    acknowledged is marked, and the late batch is waited for, not re-sent."""
+    run = await start_ingest(start_relay=False)
+    ingest = run.ingest
+    learners = [
+        statement(actor={"objectType": "Agent", "mbox": f"mailto:learner{i}@example.com"})
+        for i in range(24)
+    ]
+    async with run.http.post(
+        f"{run.base}/xapi/statements", json=learners, headers=run.headers()
+    ) as r:
+        assert r.status == 200
+    producer = HeldPartitionProducer(ingest.producer, held=0)
+    relay = OutboxRelay(
+        ingest.pool, cast(AIOKafkaProducer, producer), ingest.topics.statements, ingest.metrics,
+        schema=ingest.settings.db_schema, send_timeout=0.5,
+    )  # fmt: skip
+    unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    async with ingest.pool.acquire() as conn:
+        with pytest.raises(TimeoutError):
+            await relay.publish_once(conn)  # partition 1 acked, partition 0 late
+        # the acknowledged rows (partition 1) are marked, the late ones (partition 0) are not
+        held = int(await run.fetchval(unpublished))
+        assert 0 < held < 24, producer.sent
+        assert held == sum(n for p, n in producer.sent if p == 0)
+        sends = len(producer.sent)
+        with pytest.raises(TimeoutError):
+            await relay.publish_once(conn)  # still late: waited for, nothing sent again
+        assert len(producer.sent) == sends
+        assert await run.fetchval(unpublished) == held
+        producer.release.set()
+        assert await relay.publish_once(conn) == held  # the late batch settles, no re-send
+        assert len(producer.sent) == sends
+        assert await run.fetchval(unpublished) == 0
+        assert await relay.publish_once(conn) == 0
+    events = await consume(kafka_bootstrap, ingest.topics.statements, 24, settle=1.0)
+    ids = [orjson.loads(e.value or b"")["event_id"] for e in events]
+    assert len(ids) == len(set(ids)) == 24  # each event exactly once on the topic
