@@ -132,10 +132,12 @@ def stage_counts(pages: Mapping[str, str]) -> dict[str, float]:
 
 
 def backlogs(counts: Mapping[str, float], accepted: float) -> dict[str, float]:
+    """Per stage, what passed the stage before it but not this one (the pages are scraped one
+    after the other: a stage can be seen slightly ahead of the one before, counted as 0)."""
     return {
-        "published": accepted - counts["published"],
-        "projected": counts["published"] - counts["projected"],
-        "alerts applied": counts["updates"] - counts["alerts applied"],
+        "published": max(0.0, accepted - counts["published"]),
+        "projected": max(0.0, counts["published"] - counts["projected"]),
+        "alerts applied": max(0.0, counts["updates"] - counts["alerts applied"]),
     }
 
 
