@@ -210,7 +210,7 @@ async def _start_stream(
     metrics: AlertsMetrics,
 ) -> Stream:
     """Start the Faust agent (stopped by ``stack``), its readiness check and its lag gauge."""
-    stream = build_stream(settings, topics, processor)
+    stream = build_stream(settings, topics, processor, metrics)
     faust_app = stream.app
 
     async def tables() -> None:

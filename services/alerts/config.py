@@ -30,6 +30,18 @@ class AlertsSettings(ServiceSettings):
     stream_enabled: bool = Field(
         default=True, description="Consume progress.updates (off: API, relay and workers only)."
     )
+    batch_max: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Most progress updates applied in one PostgreSQL transaction.",
+    )
+    batch_within_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=10,
+        description="Longest wait for a batch to fill before it is applied (adds to latency).",
+    )
     inactivity_clock: Literal["wall", "event"] = Field(
         default="wall",
         description="Clock of the inactivity scanner: 'wall' (now, live data) or 'event' "

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from shared.metrics import LATENCY_BUCKETS, BaseMetrics
 
 SLOW_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 300.0, 3600.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000)
 
 
 class AlertsMetrics(BaseMetrics):
@@ -45,6 +46,18 @@ class AlertsMetrics(BaseMetrics):
         self.process_latency = Histogram(
             self.name("process_duration_seconds"),
             "Time to apply one progress update (detectors and database transaction)",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            self.name("batch_size"),
+            "Progress updates per batch (one PostgreSQL transaction each)",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.batch_latency = Histogram(
+            self.name("batch_latency_seconds"),
+            "From a batch's first update received to the batch acknowledged (wait and apply)",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )

@@ -1,22 +1,24 @@
 """Applies progress updates in batches: detectors on each learner's state, then ONE PostgreSQL
 transaction for the whole batch. Called by the Faust agent (:mod:`services.alerts.agents`) with
-the records of one ``take_events`` buffer (:meth:`Processor.process` is a batch of one).
+the records of one sealed batch (:meth:`Processor.process` is a batch of one).
 
 Per batch: each learner's state is read from the table and decoded once, every update of the
 batch is run through the detectors in order (in memory), then one transaction inserts all the
 event ids into ``inbox`` (``ON CONFLICT DO NOTHING RETURNING`` tells which are new), upserts the
 learners' activity with one ``unnest`` statement, advances the event clock once and applies the
 signals of the new updates only, in order. After the commit each learner's state is encoded
-and written to the table once.
+and written to the table once (all of them in one ``write`` call: the agent sends their
+changelog records batched, to each learner's partition).
 
 Exactly-once effect under at-least-once delivery (unchanged by batching):
 
 * the inbox insert is in the same transaction as the effects: an update whose ``event_id`` was
   there was applied before (a redelivery) and its signals are dropped;
 * the learners' detector states are written to the Faust table only *after* that transaction
-  commits. A crash in between redelivers the batch against the old states, which compute the
-  same signals, and the inbox drops them; a crash after the table write (changelog sent) but
-  before the offset commit finds the event ids in the states' ``seen`` lists and skips them;
+  commits, and the batch's offsets are acknowledged only after the changelog records are. A
+  crash in between redelivers the batch against the old states, which compute the same
+  signals, and the inbox drops them; a crash after the table write (changelog sent) but before
+  the offset commit finds the event ids in the states' ``seen`` lists and skips them;
 * a batch whose transaction fails for a non-retriable reason is applied again one update per
   transaction, so only the update that breaks is dead-lettered;
 * PostgreSQL away: the transaction is retried with back-off (the partition waits, nothing is
@@ -57,6 +59,8 @@ ACCEPTED = frozenset({PROGRESS_UPDATE_V1})
 
 #: ``(key, original value, reason, message)`` -> sent to the dead-letter topic
 DeadLetter = Callable[[bytes | None, bytes, str, str], Awaitable[None]]
+#: writes ``[(table key, value), ...]`` to the learners table
+WriteEntries = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
 
 class SettingsStore:
@@ -183,14 +187,15 @@ class Processor:
         self,
         records: Sequence[tuple[bytes | None, bytes]],
         table: MutableMapping[bytes, bytes],
-        before_write: Callable[[int], None] | None = None,
+        *,
         partitions: Sequence[int] | None = None,
+        write: WriteEntries | None = None,
     ) -> list[str]:
         """Handle records in order; returns each one's ``applied``, ``duplicate`` or
-        ``deadletter``. ``before_write(i)`` is called before the table write of the state last
-        changed by record ``i`` (the agent makes record ``i`` Faust's current event, so the
-        changelog goes to that record's partition). ``partitions`` (of the records, when
-        known) advance the per-partition event clocks the scanner's replay clock is made of."""
+        ``deadletter``. States are read from ``table``; after the transaction the changed ones
+        are written with ``write([(key, state), ...])`` (one call), or into ``table`` when not
+        given. ``partitions`` (of the records, when known) advance the per-partition event
+        clocks the scanner's replay clock is made of."""
         started = time.perf_counter()
         outcomes = ["deadletter"] * len(records)
         states: dict[bytes, LearnerState] = {}
@@ -230,10 +235,12 @@ class Processor:
         applied = await self._apply_all(items)
         for item in items:
             outcomes[item.index] = applied.get(item.index, "deadletter")
-        for state_key, index in last_index.items():
-            if before_write is not None:
-                before_write(index)
-            table[state_key] = states[state_key].to_bytes()
+        entries = [(state_key, states[state_key].to_bytes()) for state_key in last_index]
+        if write is not None:
+            await write(entries)
+        else:
+            for state_key, value in entries:
+                table[state_key] = value
         self._count(outcomes, time.perf_counter() - started)
         return outcomes
 

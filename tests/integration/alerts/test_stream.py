@@ -13,7 +13,14 @@ from services.alerts.app import deadletter_topic
 from shared.alert_events import AlertEvent
 from shared.envelope import ALERT_EVENT_V1, Envelope
 from shared.kafka import kafka_producer
-from tests.integration.alerts.conftest import T0, StartAlerts, consume, eventually, progress
+from tests.integration.alerts.conftest import (
+    T0,
+    StartAlerts,
+    consume,
+    eventually,
+    learner,
+    progress,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -82,3 +89,59 @@ async def test_stream_to_alerts_with_redelivery_and_restart(
     assert {p.alert_id for p in payloads} == {alert["id"]}
     assert all(r.key == wrong[0].key for r in records)
     assert len({e.event_id for e in events}) == 3
+
+
+async def test_batches_apply_many_learners_once_with_changelog_on_the_learners_partition(
+    start_alerts: StartAlerts, kafka_bootstrap: str
+) -> None:
+    learners = [learner(100 + n) for n in range(40)]
+    updates = [
+        progress(T0 + timedelta(minutes=i), who=who, correct=False)
+        for i in range(5)
+        for who in learners
+    ]
+    async with AsyncExitStack() as stack:
+        running = await start_alerts(
+            stream_enabled=True, stack=stack, batch_max=50, batch_within_seconds=0.05
+        )
+        alerts = running.alerts
+        assert alerts.stream is not None
+        topics = alerts.topics
+        await _send(kafka_bootstrap, topics.progress_updates, updates)
+
+        async def applied() -> bool:
+            return bool(await running.fetchval("SELECT count(*) FROM inbox") == len(updates))
+
+        await eventually(applied, what=f"{len(updates)} updates applied")
+        await _send(kafka_bootstrap, topics.progress_updates, updates[:60])  # redelivered
+        registry = alerts.metrics.registry
+
+        def sample(name: str, **labels: str) -> float:
+            return registry.get_sample_value(name, labels) or 0.0
+
+        async def counted() -> bool:
+            return sample("skillstream_alerts_batch_size_sum") >= len(updates) + 60
+
+        await eventually(counted, what="every update in an acknowledged batch")
+        assert sample("skillstream_alerts_progress_updates_total", outcome="duplicate") == 60
+        assert sample("skillstream_alerts_progress_updates_total", outcome="applied") == 200
+        batches = sample("skillstream_alerts_batch_size_count")
+        assert 2 <= batches < len(updates) / 2  # batched, not one transaction per update
+        assert sample("skillstream_alerts_batch_latency_seconds_count") == batches
+        rows = await running.fetch("SELECT learner_key, kind, signals FROM alerts")
+        assert sorted((r["learner_key"], r["kind"], r["signals"]) for r in rows) == [
+            (who, "failure_streak", 2) for who in sorted(learners)
+        ]  # opened by the 4th wrong answer, updated by the 5th; nothing twice
+        changelog = alerts.stream.table.changelog_topic.get_topic_name()
+
+    source = await consume(kafka_bootstrap, topics.progress_updates, len(updates) + 60)
+    partition_of = {r.key: r.partition for r in source}
+    records = await consume(kafka_bootstrap, changelog, len(learners), settle=0.5)
+    assert {r.key for r in records} == {env.key for env in updates}
+    # the state of each learner is on the partition of its updates (recovered with them)
+    assert all(r.partition == partition_of[r.key] for r in records)
+    assert len(set(partition_of.values())) == 2
+    last: dict[bytes | None, bytes | None] = {r.key: r.value for r in records}
+    for env in updates:
+        state = orjson.loads(last[env.key] or b"{}")
+        assert str(env.event_id) in state["seen"]

@@ -57,6 +57,14 @@ def test_e2e_bench_runs(env: dict[str, str]) -> None:
     assert all(s > 0 for s in seconds)
     assert result["updates"] >= result["statements"] * 0.5
     assert "| alerts applied |" in out
+    [sustained] = result["sustained"]
+    assert sustained["statements"] == 1000
+    assert sustained["achieved_per_s"] > 0
+    assert set(sustained["stages"]) == {"accepted", "published", "projected", "alerts applied"}
+    latency = sustained["latency"]
+    assert latency["n"] > 0  # webhooks received through the routing config and timed
+    assert 0 < latency["p50_s"] <= latency["p95_s"] <= latency["p99_s"] <= latency["max_s"]
+    assert "| target /s | achieved /s |" in out
 
 
 def test_progress_throughput_bench_runs(env: dict[str, str]) -> None:

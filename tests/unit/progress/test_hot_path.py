@@ -14,7 +14,6 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
 from services.ingest.handlers import authority_for, prepare
-from services.progress.agents import CachingPartitioner
 from services.progress.frameworks import FrameworkRegistry
 from services.progress.handlers import (
     UPDATE_NAMESPACE,
@@ -27,6 +26,7 @@ from services.progress.handlers import (
 from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import ACCEPTED, Pipeline
 from services.progress.state import LearnerRecord, encode
+from shared.batching import CachingPartitioner
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.errors import InvalidMessageError, UnknownSchemaError
 from shared.events import ProgressUpdate
