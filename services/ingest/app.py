@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from services.ingest.archive import Archive
 from services.ingest.auth import Authenticator
 from services.ingest.config import IngestSettings
+from services.ingest.directory import add_routes as add_directory
 from services.ingest.intake import RawIntake
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outbox import OutboxRelay
@@ -128,6 +129,8 @@ async def open_ingest(
                 fallback_version=XapiVersion(settings.http_fallback_version),
             )
             app = make_app(health, metrics, context)
+            if settings.directory_token is not None:
+                add_directory(app, pool, settings.directory_token.get_secret_value())
             if start_relay:
                 relay.start()
             if settings.intake_enabled:

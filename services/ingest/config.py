@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -37,6 +37,11 @@ class IngestSettings(ServiceSettings):
         default="2.0.0",
         pattern=r"^(1\.0\.[0-9]+|2\.0\.[0-9]+)$",
         description="xAPI version of raw Kafka records without an X-Experience-API-Version header.",
+    )
+    directory_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the alerts service presents to read learner display names "
+        "(POST /directory/names); unset: no such route.",
     )
     http_fallback_version: str = Field(
         default="2.0.0",

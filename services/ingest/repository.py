@@ -191,6 +191,17 @@ async def store_attachments(
         )
 
 
+async def learner_names(conn: Conn, tenant: str, keys: Sequence[str]) -> dict[str, str]:
+    """Display names of the tenant's learners among ``keys`` (those with one)."""
+    rows = await conn.fetch(
+        "SELECT learner_key, display_name FROM learners"
+        " WHERE tenant = $1 AND learner_key = ANY($2::text[]) AND display_name IS NOT NULL",
+        tenant,
+        list(keys),
+    )
+    return {r["learner_key"]: r["display_name"] for r in rows}
+
+
 async def fetch_statement(
     conn: Conn, tenant: str, statement_id: uuid.UUID, *, voided: bool
 ) -> tuple[dict[str, Any], datetime] | None:

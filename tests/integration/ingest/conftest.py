@@ -22,6 +22,7 @@ from services.ingest.config import IngestSettings
 from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_consumer
 
 TENANTS = ("acme", "globex")
+DIRECTORY_TOKEN = "directory-token-for-tests"
 
 
 @dataclass
@@ -64,6 +65,7 @@ def settings(
         relay_poll_seconds=0.2,
         retry_max_seconds=1.0,
         learner_key_salt=SecretStr("integration-salt"),
+        directory_token=SecretStr(DIRECTORY_TOKEN),
     )
 
 
