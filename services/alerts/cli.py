@@ -2,7 +2,7 @@
 detector settings and programme calendars. Reads ``DATABASE_URL`` and ``ALERTS_DB_SCHEMA`` like
 the service and applies pending migrations first.
 
-    tokens create --tenant acme --name coach1 [--team coaching]   # prints the token once
+    tokens create --tenant acme --name coach1 [--team coaching] [--see-names]  # prints it once
     tokens revoke --tenant acme --name coach1
     teams add --tenant acme --team coaching --name "Coaching team"
     rules add --tenant acme --team coaching [--priority 10] [--business-unit bu]
@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     create = action("tokens", "create", "create a staff token; prints it once")
     create.add_argument("--name", required=True)
     create.add_argument("--team")
+    create.add_argument(
+        "--see-names", action="store_true", help="may see learner display names (from ingest)"
+    )
     action("tokens", "revoke", "revoke a staff token").add_argument("--name", required=True)
     team = action("teams", "add", "add or rename a support team")
     team.add_argument("--team", required=True)
@@ -86,7 +89,12 @@ async def _dispatch(conn: Conn, args: argparse.Namespace) -> int:
                 return 2
             token = new_token()
             if not await staff_repo.insert_token(
-                conn, args.tenant, args.team, args.name, hash_token(token)
+                conn,
+                args.tenant,
+                args.team,
+                args.name,
+                hash_token(token),
+                see_names=args.see_names,
             ):
                 print(f"{args.tenant} already has a token {args.name!r}", file=sys.stderr)
                 return 1

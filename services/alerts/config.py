@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -74,6 +74,16 @@ class AlertsSettings(ServiceSettings):
     )
     webhook_concurrency: int = Field(
         default=10, ge=1, le=200, description="Webhook requests in flight at once."
+    )
+    ingest_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL of ingest (e.g. http://ingest:8080), asked for learner display "
+        "names shown to staff tokens allowed to see them; unset: no names.",
+    )
+    ingest_directory_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of ingest's /directory/names (INGEST_DIRECTORY_TOKEN).",
     )
     retry_max_seconds: float = Field(
         default=10.0, gt=0, description="Longest back-off when PostgreSQL or Kafka is away."

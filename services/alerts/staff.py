@@ -28,6 +28,7 @@ class StaffPrincipal:
     tenant: str
     team: str | None
     name: str
+    see_names: bool = False  # may see learner display names (cli: tokens create --see-names)
 
     @property
     def actor(self) -> str:
@@ -53,9 +54,10 @@ class StaffAuth:
             raise UnauthorizedError("a staff bearer token is required")
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT tenant, team, name FROM staff_tokens WHERE token_hash = $1 AND NOT revoked",
+                "SELECT tenant, team, name, see_names FROM staff_tokens"
+                " WHERE token_hash = $1 AND NOT revoked",
                 hash_token(token),
             )
         if row is None:
             raise UnauthorizedError("unknown or revoked token")
-        return StaffPrincipal(row["tenant"], row["team"], row["name"])
+        return StaffPrincipal(row["tenant"], row["team"], row["name"], row["see_names"])

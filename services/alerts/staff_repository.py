@@ -85,15 +85,22 @@ async def get_alert(
 
 
 async def insert_token(
-    conn: Conn, tenant: str, team: str | None, name: str, token_hash: bytes
+    conn: Conn,
+    tenant: str,
+    team: str | None,
+    name: str,
+    token_hash: bytes,
+    *,
+    see_names: bool = False,
 ) -> bool:
     done = await conn.fetchval(
-        "INSERT INTO staff_tokens (tenant, team, name, token_hash) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (tenant, name) DO NOTHING RETURNING true",
+        "INSERT INTO staff_tokens (tenant, team, name, token_hash, see_names)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, name) DO NOTHING RETURNING true",
         tenant,
         team,
         name,
         token_hash,
+        see_names,
     )
     return bool(done)
 
