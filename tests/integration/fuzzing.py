@@ -117,11 +117,16 @@ def fuzz_config(
     )
 
 
-def fuzz(schema: schemathesis.BaseSchema, subtests: pytest.Subtests) -> dict[str, Counter[int]]:
+def fuzz(
+    schema: schemathesis.BaseSchema,
+    subtests: pytest.Subtests,
+    reset: Callable[[], None] | None = None,
+) -> dict[str, Counter[int]]:
     """Every operation of ``schema``, positive then negative cases, each response through
     :data:`CHECKS` (one subtest per operation and mode, so every failure is reported). Returns
     the status codes seen per operation, for the caller to prove the fuzzer got past auth and
-    reached real rows."""
+    reached real rows. ``reset`` runs before each operation and mode (to undo what the previous
+    one changed, e.g. alerts it resolved)."""
     seen: dict[str, Counter[int]] = {}
     for result in schema.get_all_operations():
         if not isinstance(result, Ok):
@@ -144,6 +149,8 @@ def fuzz(schema: schemathesis.BaseSchema, subtests: pytest.Subtests) -> dict[str
                 response = case.call_and_validate(checks=CHECKS)
                 statuses[response.status_code] += 1  # noqa: B023 (run before the loop moves on)
 
+            if reset is not None:
+                reset()
             with subtests.test(msg=f"{operation.label} ({mode.value})"):
                 check()
     return seen
