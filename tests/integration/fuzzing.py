@@ -2,8 +2,12 @@
 
 Schemathesis calls the API synchronously (``requests``), so the service runs on a private event
 loop in a background thread; the test talks to it over loopback like any client would.
-:func:`fuzz_config` is the one place that bounds the runs: a fixed number of examples per
-operation, deterministic generation and a fixed seed, so CI replays the same cases every time.
+:func:`fuzz_config` and :data:`FUZZ_SETTINGS` bound the runs: a fixed number of examples per
+operation and mode, deterministic generation and a fixed seed, so CI replays the same cases.
+
+:func:`fuzz` drives schemathesis's strategies with hypothesis itself (one subtest per operation
+and mode) rather than through ``schemathesis.pytest.from_fixture``: that lazy loader reads
+``request.node._nodeid``, which pytest 9.2 no longer has (schemathesis 4.32.5).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ FUZZ_SETTINGS = settings(
     derandomize=True,
     database=None,
     deadline=None,
-    phases=[Phase.explicit, Phase.generate],
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],  # shrinking only on a failure
     suppress_health_check=list(HealthCheck),
 )
 

@@ -90,6 +90,7 @@ def test_soak_bench_runs(env: dict[str, str]) -> None:
     out = run("bench/bench_soak.py", "--smoke", env=env)
     result = orjson.loads(out.strip().splitlines()[-1])
     assert result["sent"] == result["statements"] == 1200
+    assert result["drained"] is True
     assert result["loss"] == 0
     assert result["verdict"]["nothing_lost"] is True
     # every stage counted every statement (progress updates: as many applied as published)
