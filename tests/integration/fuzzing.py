@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 
 T = TypeVar("T")
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 30
 SEED = 20260
 # what every generated request is checked for: no 5xx, documented status codes, bodies matching
 # their schema, the documented content type, invalid input refused with a 4xx, auth enforced
