@@ -6,52 +6,77 @@ from typing import Any
 
 from services.alerts.staff_repository import FILTERS, SORTS
 
-_ALERT = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "tenant": {"type": "string"},
-        "learner_key": {"type": "string"},
-        "kind": {
-            "enum": ["wheel_spinning", "failure_streak", "inactivity", "gaming", "regression"]
-        },
-        "competency": {"type": ["string", "null"]},
-        "programme": {"type": ["string", "null"]},
-        "business_unit": {"type": ["string", "null"]},
-        "severity": {"enum": ["low", "medium", "high"]},
-        "support": {"enum": ["technical", "pastoral", "career"]},
-        "status": {"enum": ["open", "acknowledged", "snoozed", "resolved"]},
-        "team": {"type": ["string", "null"]},
-        "assignee": {"type": ["string", "null"]},
-        "snoozed_until": {"type": ["string", "null"], "format": "date-time"},
-        "signals": {"type": "integer"},
-        "first_seen_at": {"type": "string", "format": "date-time"},
-        "last_seen_at": {"type": "string", "format": "date-time"},
-        "resolved_at": {"type": ["string", "null"], "format": "date-time"},
-        "resolution": {"enum": ["auto", "staff", None]},
-        "note": {"type": ["string", "null"]},
-        "evidence": {"type": "object", "description": "counts, statement_ids, trajectory..."},
-        "evidence_summary": {"type": "object"},
-        "version": {"type": "integer"},
-    },
+_STR: dict[str, Any] = {"type": "string"}
+_INT: dict[str, Any] = {"type": "integer"}
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_STATUS: dict[str, Any] = {"enum": ["open", "acknowledged", "snoozed", "resolved"]}
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _closed(properties: dict[str, Any], *optional: str) -> dict[str, Any]:
+    """An object with exactly these properties (all required but ``optional``)."""
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+_FIELDS: dict[str, Any] = {
+    "id": {"type": "string", "format": "uuid"},
+    "tenant": _STR,
+    "learner_key": _STR,
+    "kind": {"enum": ["wheel_spinning", "failure_streak", "inactivity", "gaming", "regression"]},
+    "competency": _or_null(_STR),
+    "programme": _or_null(_STR),
+    "business_unit": _or_null(_STR),
+    "severity": {"enum": ["low", "medium", "high"]},
+    "support": {"enum": ["technical", "pastoral", "career"]},
+    "status": _STATUS,
+    "team": _or_null(_STR),
+    "assignee": _or_null(_STR),
+    "snoozed_until": _or_null(_TIME),
+    "signals": _INT,
+    "first_seen_at": _TIME,
+    "last_seen_at": _TIME,
+    "resolved_at": _or_null(_TIME),
+    "resolution": {"enum": ["auto", "staff", None]},
+    "note": _or_null(_STR),
+    "created_at": _TIME,
+    "updated_at": _TIME,
+    "version": _INT,
 }
-_HISTORY = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
+# in lists: the scalar part of the evidence; one alert: all of it and its history
+_ALERT_SUMMARY = _closed(
+    {**_FIELDS, "evidence_summary": {"type": "object", "description": "counts, rates..."}}
+)
+_HISTORY = _closed(
+    {
+        "id": _INT,
         "event_id": {"type": "string", "format": "uuid"},
-        "action": {"type": "string"},
-        "actor": {"type": "string"},
-        "from_status": {"type": ["string", "null"]},
-        "to_status": {"type": "string"},
+        "action": _STR,
+        "actor": _STR,
+        "from_status": _or_null(_STATUS),
+        "to_status": _STATUS,
         "details": {"type": "object"},
-        "at": {"type": "string", "format": "date-time"},
-    },
-}
-_ERROR = {
-    "type": "object",
-    "properties": {"error": {"type": "string"}, "reason": {"type": "string"}},
-}
+        "at": _TIME,
+    }
+)
+_ALERT = _closed(
+    {**_FIELDS, "evidence": {"type": "object", "description": "counts, statement_ids, trajectory"}}
+)
+_ALERT_WITH_HISTORY = _closed(
+    {
+        **_ALERT["properties"],
+        "history": {"type": "array", "items": {"$ref": "#/components/schemas/History"}},
+    }
+)
+_ERROR = _closed({"error": _STR, "reason": _STR})
+_ME = _closed({"tenant": _STR, "team": _or_null(_STR), "name": _STR})
 
 
 def _resp(schema: dict[str, Any], what: str = "OK") -> dict[str, Any]:
@@ -99,28 +124,20 @@ def document() -> dict[str, Any]:
             "in": "query",
             "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
         },
-        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-    ]
-    page = {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
+        {
+            "name": "offset",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
         },
-    }
-    with_history = {
-        "allOf": [
-            {"$ref": "#/components/schemas/Alert"},
-            {
-                "type": "object",
-                "properties": {
-                    "history": {"type": "array", "items": {"$ref": "#/components/schemas/History"}}
-                },
-            },
-        ]
-    }
+    ]
+    page = _closed(
+        {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/AlertSummary"}},
+            "total": _INT,
+            "limit": _INT,
+            "offset": _INT,
+        }
+    )
     return {
         "openapi": "3.1.0",
         "info": {"title": "Skillstream alerts - staff API", "version": "1"},
@@ -129,7 +146,10 @@ def document() -> dict[str, Any]:
             "/api/me": {
                 "get": {
                     "summary": "The token's tenant, team and name",
-                    "responses": {"200": _resp({"type": "object"}), **_errors(401)},
+                    "responses": {
+                        "200": _resp({"$ref": "#/components/schemas/Me"}),
+                        **_errors(401),
+                    },
                 }
             },
             "/api/alerts": {
@@ -143,7 +163,10 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "One alert with its evidence and history",
                     "parameters": [{"$ref": "#/components/parameters/AlertId"}],
-                    "responses": {"200": _resp(with_history), **_errors(401, 404)},
+                    "responses": {
+                        "200": _resp({"$ref": "#/components/schemas/AlertWithHistory"}),
+                        **_errors(401, 404),
+                    },
                 }
             },
             "/api/alerts/{alert_id}/acknowledge": _action(
@@ -179,6 +202,13 @@ def document() -> dict[str, Any]:
                     "schema": {"type": "string", "format": "uuid"},
                 }
             },
-            "schemas": {"Alert": _ALERT, "History": _HISTORY, "Error": _ERROR},
+            "schemas": {
+                "Alert": _ALERT,
+                "AlertSummary": _ALERT_SUMMARY,
+                "AlertWithHistory": _ALERT_WITH_HISTORY,
+                "History": _HISTORY,
+                "Me": _ME,
+                "Error": _ERROR,
+            },
         },
     }

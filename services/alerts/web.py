@@ -14,13 +14,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import asyncpg
 import orjson
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.alerts import inbox
 from services.alerts import repository as repo
@@ -35,6 +43,10 @@ from shared.health import Health
 from shared.http import Handler, ops_app
 
 MAX_LIMIT: Final = 200
+# beyond a 32-bit offset there is nothing to page through, and PostgreSQL's bigint overflows
+MAX_OFFSET: Final = 2**31 - 1
+# a snooze is for days or weeks; bounding it keeps the time representable once in UTC
+MAX_SNOOZE_UNTIL: Final = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,14 @@ CONTEXT_KEY: Final = web.AppKey("alerts", AlertsContext)
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> _Body:
+        """PostgreSQL text cannot hold NUL: refuse it here, not fail on insert."""
+        for name, value in self:
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name} may not contain NUL characters")
+        return self
 
 
 class AcknowledgeBody(_Body):
@@ -69,6 +89,17 @@ class SnoozeBody(_Body):
     until: AwareDatetime
     note: str | None = Field(default=None, max_length=4000)
 
+    @field_validator("until")
+    @classmethod
+    def _representable(cls, until: datetime) -> datetime:
+        try:
+            utc = until.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("until is out of range") from None
+        if utc >= MAX_SNOOZE_UNTIL:
+            raise ValueError(f"until must be before {MAX_SNOOZE_UNTIL.date()}")
+        return until
+
 
 _BODIES: dict[StaffAction, type[_Body]] = {
     "acknowledge": AcknowledgeBody,
@@ -84,10 +115,28 @@ def _json(data: Any, status: int = 200) -> web.Response:
     )
 
 
+def _refuse_nul(request: web.Request) -> None:
+    """A NUL character anywhere in the path or query: PostgreSQL text cannot hold one."""
+    if "\x00" in request.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.query.items()
+    ):
+        raise BadRequestError("parameters may not contain NUL characters")
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    api = request.path.startswith("/api/")
     try:
         return await handler(request)
+    except web.HTTPException as exc:
+        if not api or exc.status < 400:
+            raise
+        # the router's own refusals (no such route, wrong method) in the API's error shape
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        response = _json({"error": exc.reason, "reason": reason}, exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except AlertsError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         response = _json(exc.body(), exc.status)
@@ -118,7 +167,10 @@ def present(alert: dict[str, Any], *, full: bool = False) -> dict[str, Any]:
 
 
 async def _principal(request: web.Request) -> StaffPrincipal:
-    return await request.app[CONTEXT_KEY].auth.authenticate(request.headers.get("Authorization"))
+    """The token's principal (401 without one), then the parameters' first check."""
+    who = await request.app[CONTEXT_KEY].auth.authenticate(request.headers.get("Authorization"))
+    _refuse_nul(request)
+    return who
 
 
 def _alert_id(request: web.Request) -> uuid.UUID:
@@ -150,8 +202,8 @@ def parse_query(params: Any) -> staff_repo.Query:
         offset = int(params.get("offset", 0))
     except ValueError:
         raise BadRequestError("limit and offset are integers") from None
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise BadRequestError(f"limit is 1..{MAX_LIMIT}, offset >= 0")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequestError(f"limit is 1..{MAX_LIMIT}, offset 0..{MAX_OFFSET}")
     return staff_repo.Query(filters, params.get("learner"), sort, limit, offset)
 
 

@@ -17,12 +17,174 @@ def _param(name: str, where: str, kind: str, description: str, **extra: Any) -> 
 
 
 _ERROR: Final = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(what: str) -> dict[str, Any]:
+    return {"description": what, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _ok(what: str, schema: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"description": what, "content": {"application/json": {"schema": ref}}}
+
+
+def _object(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A closed object: these properties and no others."""
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": False,
+    }
+
+
+def _map(values: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": values}
+
+
 _REFUSALS: Final = {
-    "400": {"description": "bad parameter", "content": {"application/json": {"schema": _ERROR}}},
-    "401": {"description": "no or bad token", "content": {"application/json": {"schema": _ERROR}}},
-    "404": {"description": "not found", "content": {"application/json": {"schema": _ERROR}}},
+    "400": _error("bad parameter"),
+    "401": _error("no or bad token"),
+    "404": _error("not found"),
 }
-_OBJECT: Final = {"application/json": {"schema": {"type": "object"}}}
+_STR: Final = {"type": "string"}
+_INT: Final = {"type": "integer"}
+_NUM: Final = {"type": "number"}
+_BOOL: Final = {"type": "boolean"}
+_TIME: Final = {"type": "string", "format": "date-time"}
+_DAY: Final = {"type": "string", "format": "date"}
+_STATUS: Final = {"type": "string", "enum": ["not_started", "in_progress", "stalled", "mastered"]}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+_TREND: Final = _object(
+    {
+        "baseline": _nullable(_NUM),
+        "points": {"type": "array", "items": _object({"day": _DAY, "mastery": _NUM})},
+        "change": _nullable(_NUM),
+    }
+)
+_SCHEMAS: Final[dict[str, Any]] = {
+    "Error": _object({"error": _STR, "reason": _STR}),
+    "Versions": _object(
+        {
+            "versions": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "framework": _STR,
+                        "version": _INT,
+                        "effective_from": _TIME,
+                        "content_hash": _STR,
+                        "loaded_at": _TIME,
+                    }
+                ),
+            }
+        }
+    ),
+    "Loaded": _object(
+        {
+            "results": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "framework": _STR,
+                        "version": _INT,
+                        "status": {"type": "string", "enum": ["stored", "unchanged"]},
+                    }
+                ),
+            }
+        }
+    ),
+    "Profile": _object(
+        {
+            "learner_key": _STR,
+            "as_of": _TIME,
+            "days": _INT,
+            "activity": _object({"events": _INT, "first_event_at": _TIME, "last_event_at": _TIME}),
+            "competencies": {
+                "type": "array",
+                # a competency with evidence has every field; one without only the first four
+                "items": _object(
+                    {
+                        "competency": _STR,
+                        "status": _STATUS,
+                        "mastery": _nullable(_NUM),
+                        "attempts": _INT,
+                    },
+                    {
+                        "framework": _STR,
+                        "framework_version": _INT,
+                        "mastered": _BOOL,
+                        "mastered_at": _nullable(_TIME),
+                        "correct_total": _INT,
+                        "correct_streak": _INT,
+                        "wrong_streak": _INT,
+                        "hints": _INT,
+                        "time_on_task_s": _NUM,
+                        "first_activity": _nullable(_TIME),
+                        "last_activity": _nullable(_TIME),
+                        "trend": _TREND,
+                    },
+                ),
+            },
+        }
+    ),
+    "SkillsMap": _object(
+        {
+            "programme": _STR,
+            "cohort": _nullable(_STR),
+            "as_of": _TIME,
+            "competencies": {"type": "array", "items": _STR},
+            "counts": _map(
+                _object(
+                    {"mastered": _INT, "in_progress": _INT, "not_started": _INT, "stalled": _INT}
+                )
+            ),
+            "learners": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "learner_key": _STR,
+                        "cells": _map(_object({"status": _STATUS, "mastery": _nullable(_NUM)})),
+                    }
+                ),
+            },
+            "next": _nullable(_STR),
+        }
+    ),
+    "Outcomes": _object(
+        {
+            "programme": _nullable(_STR),
+            "business_units": _map(
+                _object(
+                    {
+                        "competencies": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "competency": _STR,
+                                    "learners": _INT,
+                                    "reached_mastery": _INT,
+                                    "share_mastered": _NUM,
+                                    "median_time_to_competency_s": _nullable(_NUM),
+                                    "p90_time_to_competency_s": _nullable(_NUM),
+                                }
+                            ),
+                        },
+                        "active_per_week": {
+                            "type": "array",
+                            "items": _object({"week": _DAY, "active": _INT}),
+                        },
+                    }
+                )
+            ),
+        }
+    ),
+}
 _AS_OF = _param(
     "as_of", "query", "string", "evaluate at this time (default: now)", format="date-time"
 )
@@ -38,36 +200,44 @@ OPENAPI: Final[dict[str, Any]] = {
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error", "reason"],
-                "properties": {"error": {"type": "string"}, "reason": {"type": "string"}},
-            }
-        },
+        "schemas": _SCHEMAS,
     },
     "security": [{"bearer": []}],
     "paths": {
         "/v1/frameworks": {
             "get": {
                 "summary": "Framework versions of the token's tenant",
-                "responses": {"200": {"description": "versions", "content": _OBJECT}, **_REFUSALS},
+                "responses": {
+                    "200": _ok("versions", "Versions"),
+                    "400": _REFUSALS["400"],
+                    "401": _REFUSALS["401"],
+                },
             },
             "post": {
                 "summary": "Load framework versions (YAML, multi-document YAML or JSON)",
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/yaml": {"schema": {"type": "string"}},
-                        "application/json": {"schema": {"type": "object"}},
+                        "application/yaml": {
+                            "schema": {
+                                "type": "object",
+                                "description": "a framework document, or several as a "
+                                "multi-document YAML stream",
+                            }
+                        },
+                        "application/json": {
+                            "schema": {"type": "object", "description": "a framework document"}
+                        },
                     },
                 },
                 "responses": {
-                    "201": {"description": "at least one version stored", "content": _OBJECT},
-                    "200": {"description": "every version already stored", "content": _OBJECT},
-                    "403": {"description": "a document of another tenant"},
-                    "409": {"description": "version changed, or backdated"},
-                    **_REFUSALS,
+                    "201": _ok("at least one version stored", "Loaded"),
+                    "200": _ok("every version already stored", "Loaded"),
+                    "400": _error("not a valid framework file"),
+                    "401": _REFUSALS["401"],
+                    "403": _error("a document of another tenant"),
+                    "409": _error("version changed, or backdated"),
+                    "413": _error("larger than 5 MiB"),
                 },
             },
         },
@@ -76,11 +246,13 @@ OPENAPI: Final[dict[str, Any]] = {
                 "summary": "Learner profile: every competency with mastery, attempts, streak, "
                 "last activity, time on task and the trend over the last N days",
                 "parameters": [
-                    _param("learner_key", "path", "string", "32 hex digits"),
+                    _param(
+                        "learner_key", "path", "string", "32 hex digits", pattern="^[0-9a-f]{32}$"
+                    ),
                     _param("days", "query", "integer", "trend window", minimum=1, maximum=366),
                     _AS_OF,
                 ],
-                "responses": {"200": {"description": "profile", "content": _OBJECT}, **_REFUSALS},
+                "responses": {"200": _ok("profile", "Profile"), **_REFUSALS},
             }
         },
         "/v1/programmes/{programme}/skills-map": {
@@ -94,7 +266,7 @@ OPENAPI: Final[dict[str, Any]] = {
                     _param("after", "query", "string", "the previous page's 'next'"),
                     _AS_OF,
                 ],
-                "responses": {"200": {"description": "page", "content": _OBJECT}, **_REFUSALS},
+                "responses": {"200": _ok("page", "SkillsMap"), **_REFUSALS},
             }
         },
         "/v1/outcomes": {
@@ -102,7 +274,7 @@ OPENAPI: Final[dict[str, Any]] = {
                 "summary": "Programme outcomes by business unit: share reaching mastery per "
                 "competency, median and p90 time to competency, active learners per week",
                 "parameters": [_param("programme", "query", "string", "only this programme")],
-                "responses": {"200": {"description": "outcomes", "content": _OBJECT}, **_REFUSALS},
+                "responses": {"200": _ok("outcomes", "Outcomes"), **_REFUSALS},
             }
         },
     },

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 MAX_FRAMEWORK_BYTES: Final = 5 * 1024 * 1024
 _LEARNER: Final = re.compile(r"^[0-9a-f]{32}$")
+# ``as_of`` is a time of learning activity: these bounds keep ``as_of - days`` and the database's
+# date arithmetic representable (year 1 or 9999 would overflow, a 500 before this check)
+MIN_AS_OF: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_AS_OF: Final = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,14 @@ def _as_of(request: web.Request) -> datetime:
         return datetime.now(UTC)
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError("as_of must be an ISO 8601 time", reason="bad_parameter") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not MIN_AS_OF <= value < MAX_AS_OF:
+        raise ApiError(
+            f"as_of must be in [{MIN_AS_OF.date()}, {MAX_AS_OF.date()})", reason="bad_parameter"
+        )
+    return value
 
 
 async def _authenticate(request: web.Request) -> str:
@@ -102,12 +111,31 @@ async def _authenticate(request: web.Request) -> str:
     return tenant
 
 
+def _refuse_nul(request: web.Request) -> None:
+    """A NUL character anywhere in the path or query: PostgreSQL text cannot hold one."""
+    if "\x00" in request.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.query.items()
+    ):
+        raise ApiError("parameters may not contain NUL characters", reason="bad_parameter")
+
+
 @web.middleware
 async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    api = request.path.startswith("/v1/")
     try:
-        if request.path.startswith("/v1/"):
+        if api:
             request[TENANT_KEY] = await _authenticate(request)
+            _refuse_nul(request)
         return await handler(request)
+    except web.HTTPException as exc:
+        if not api or exc.status < 400:
+            raise
+        # the router's own refusals (no such route, wrong method) in the API's error shape
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        response = _json({"error": exc.reason, "reason": reason}, exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except ApiError as exc:
         response = _json({"error": exc.message, "reason": exc.reason}, exc.status)
         if exc.status == 401:
@@ -131,6 +159,9 @@ async def post_frameworks(request: web.Request) -> web.Response:
         frameworks = parse_documents(body.decode("utf-8"))
     except (FrameworkFileError, UnicodeDecodeError) as exc:
         raise ApiError(str(exc), reason="bad_framework") from None
+    if any("\\u0000" in fw.model_dump_json() for fw in frameworks):
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail on insert
+        raise ApiError("a framework may not contain NUL characters", reason="bad_framework")
     others = sorted({fw.tenant for fw in frameworks} - {tenant})
     if others:
         raise ApiError(

@@ -92,3 +92,27 @@ def test_run_all_writes_the_benchmarks_file(env: dict[str, str], tmp_path: Path)
     assert "## xAPI validation (`shared.xapi`)" in text
     assert "ratio (strict time / baseline time)" in text
     assert "**SKIPPED**: the ASSISTments data was not found" in text
+
+
+def test_soak_bench_runs(env: dict[str, str]) -> None:
+    out = run("bench/bench_soak.py", "--smoke", env=env)
+    result = orjson.loads(out.strip().splitlines()[-1])
+    assert result["sent"] == result["statements"] == 1200
+    assert result["drained"] is True
+    assert result["loss"] == 0
+    assert result["verdict"]["nothing_lost"] is True
+    # every stage counted every statement (progress updates: as many applied as published)
+    counts = result["counts"]
+    assert {counts[s] for s in ("accepted", "archived", "published", "projected")} == {1200}
+    assert counts["updates applied by alerts"] == counts["updates published"] > 0
+    assert result["steady_samples"] >= 5
+    for service in ("progress", "alerts"):
+        s = result["services"][service]
+        assert s["lag_max"] > 0  # the broker's offsets were read (no partitions would read 0)
+        assert s["lag_after_drain"] == 0
+    for service in ("ingest", "progress", "alerts"):
+        assert result["services"][service]["rss_start_mib"] > 10
+    # the verdict line is computed from the figures (memory is not flat in 24 s of warm-up)
+    assert set(result["verdict"]) == {"lag_bounded", "memory_flat", "nothing_lost"}
+    assert "Verdict: lag bounded " in out
+    assert "| updates applied by alerts |" in out

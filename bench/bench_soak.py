@@ -1,0 +1,409 @@
+"""Soak run: the whole pipeline fed at a steady rate for minutes; lag, memory and loss.
+
+    .venv/bin/python bench/bench_soak.py [--rate 200] [--minutes 5] [--sample-seconds 5]
+
+Needs the local servers (``make infra-up``); loopback only, bounded (the feed stops after
+``--minutes``, the drain after ``--limit`` seconds). ``ingest``, ``progress`` and ``alerts`` run
+as subprocesses (:class:`tools.demo.pipeline.Pipeline`, as in ``bench_e2e.py``) and the classroom
+simulator's statements are POSTed at ``--rate`` statements/s (``tools.demo.feed.post_statements``
+with a steady :class:`~tools.simulator.emit.Pace`, one feeder per tenant with one request in
+flight, so a feeder that falls behind sends bigger batches). Every ``--sample-seconds``:
+
+* consumer lag of progress (on ``xapi.statements``) and alerts (on ``progress.updates``), from
+  the broker: end offsets minus each Faust consumer group's committed offsets;
+* the resident memory (VmRSS in ``/proc/<pid>/status``) of each service process.
+
+Steady state starts after the warm-up (the first minute, or the first fifth of a shorter run).
+Once the feed stops, the run waits until every stage passed every statement, then counts them:
+sent, accepted (ingest's counter), archived (rows in ingest's ``statements`` table), published
+(ingest's outbox relay), projected (progress projection), and progress updates published vs
+applied by alerts. Lost = everything sent that some stage did not pass once the pipeline drained
+(if the drain wait runs out first, it is reported as pending, not lost, and the verdict fails).
+
+Verdict, computed: lag bounded (in each service, the lag's least-squares slope over the steady
+state is at most 2 % of the input rate, i.e. the consumer keeps 98 % of the input's pace, and
+the lag is 0 after the drain); memory flat (each service's RSS slope over the steady state,
+least squares, is at most 1 MiB/min or 1 % of its RSS per minute, whichever is larger); nothing
+lost. Prints a markdown section, then one JSON line. ``--smoke``: a tiny run (figures meaningless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.kafka import Topics, kafka_admin, kafka_consumer
+from shared.lag import group_lag
+from tools.demo.feed import post_statements, wait_for
+from tools.demo.pipeline import SERVICES, Pipeline, parse_metrics, read_metrics
+from tools.simulator.emit import Pace
+from tools.simulator.output import write_files
+from tools.simulator.simulate import Config, Simulation, simulate
+
+# Faust consumer groups (after the topic prefix) and the topic each consumes
+GROUPS = {
+    "progress": ("skillstream-progress", "statements"),
+    "alerts": ("skillstream-alerts", "progress_updates"),
+}
+STATEMENTS_PER_LEARNER = 240  # the simulator's output for 30 days, near enough to size a run
+MIB = 2**20
+LAG_GROWTH = 0.02  # lag may grow by at most 2 % of the input rate (noise of commit intervals)
+
+
+@dataclass
+class Sample:
+    t: float  # seconds since the first POST
+    feeding: bool
+    accepted: float
+    lag: dict[str, int]  # service -> records not committed
+    rss: dict[str, float]  # service -> MiB
+
+
+@dataclass
+class Soak:
+    samples: list[Sample] = field(default_factory=list)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / MIB
+    return float("nan")
+
+
+def slope_per_minute(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) points, per minute (0 with fewer than 2)."""
+    if len(points) < 2:
+        return 0.0
+    mx = sum(t for t, _ in points) / len(points)
+    my = sum(v for _, v in points) / len(points)
+    var = sum((t - mx) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    return 60 * sum((t - mx) * (v - my) for t, v in points) / var
+
+
+def simulation_for(count: int, seed: int, tenants: int) -> Simulation:
+    """A simulation sized to hold ``count`` statements, cut to its first ``count`` (in event-time
+    order; its academy, hence its framework files, unchanged)."""
+    learners = max(10, math.ceil(count / STATEMENTS_PER_LEARNER * 1.1))
+    while True:
+        sim = simulate(Config(seed=seed, learners=learners, days=30, tenants=tenants))
+        if len(sim.events) >= count:
+            sim.events = sim.events[:count]
+            return sim
+        learners = math.ceil(learners * count / max(1, len(sim.events)) * 1.1)
+
+
+async def sampler(
+    pipeline: Pipeline,
+    http: aiohttp.ClientSession,
+    soak: Soak,
+    began: float,
+    every: float,
+    feeding: asyncio.Event,
+    stop: asyncio.Event,
+) -> None:
+    topics = Topics(pipeline.prefix)
+    async with (
+        kafka_admin(pipeline.bootstrap) as admin,
+        kafka_consumer(pipeline.bootstrap, group_id=None) as consumer,
+    ):
+        partitions: dict[str, list[tuple[str, int]]] = {}
+        for service, (_, attr) in GROUPS.items():
+            topic = getattr(topics, attr)
+            (described,) = await admin.describe_topics([topic])
+            partitions[service] = sorted((topic, p["partition"]) for p in described["partitions"])
+            if not partitions[service]:
+                raise SystemExit(f"no partitions found for {topic}: lag cannot be measured")
+        while not stop.is_set():
+            lag = {
+                service: sum(
+                    (
+                        await group_lag(
+                            admin, consumer, pipeline.prefix + group, partitions[service]
+                        )
+                    ).values()
+                )
+                for service, (group, _) in GROUPS.items()
+            }
+            pages = await pipeline.metric_pages(http)
+            soak.samples.append(
+                Sample(
+                    t=time.monotonic() - began,
+                    feeding=feeding.is_set(),
+                    accepted=read_metrics(pages).accepted,
+                    lag=lag,
+                    rss={s: rss_mib(pid) for s, pid in pipeline.pids().items()},
+                )
+            )
+            await asyncio.sleep(every)
+
+
+async def count_stages(pipeline: Pipeline, http: aiohttp.ClientSession) -> dict[str, float]:
+    pages = await pipeline.metric_pages(http)
+    m = read_metrics(pages)
+    projected = sum(
+        v
+        for _, v in parse_metrics(pages.get("progress", "")).get(
+            "skillstream_progress_projection_batch_size_sum", []
+        )
+    )
+    conn = await asyncpg.connect(pipeline.dsn)
+    try:
+        archived = await conn.fetchval(
+            f'SELECT count(*) FROM "{pipeline.schemas["ingest"]}".statements'
+        )
+    finally:
+        await conn.close()
+    return {
+        "accepted": m.accepted,
+        "archived": float(archived),
+        "published": m.published,
+        "processed": m.processed,
+        "projected": projected,
+        "updates published": m.updates,
+        "updates applied by alerts": m.alerts_applied,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    n = int(args.rate * args.minutes * 60)
+    sim = simulation_for(n, args.seed, args.tenants)
+    events = sim.events
+    pipeline = Pipeline(
+        name="bench",
+        ports={"ingest": 0, "progress": 0, "alerts": 0},
+        extra_env={
+            "ALERTS_INACTIVITY_CLOCK": "event",
+            "PROGRESS_FRAMEWORK_POLL_SECONDS": "1",
+            "INGEST_INTAKE_ENABLED": "false",
+        },
+    )
+    sim_dir = pipeline.log_dir / "simulation" if pipeline.log_dir else Path("sim")
+    paths = write_files(sim, sim_dir)
+    tenants = sorted({e.tenant for e in events})
+    soak = Soak()
+    stop, feeding = asyncio.Event(), asyncio.Event()
+    pipeline.start()
+    try:
+        await pipeline.wait_ready()
+        creds_list = await asyncio.gather(*(pipeline.ingest_credential(t, "soak") for t in tenants))
+        creds = dict(zip(tenants, creds_list, strict=True))
+        await pipeline.load_frameworks(paths["framework"])
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            if not await pipeline.wait_frameworks(http, len(tenants), 60):
+                raise SystemExit("the progress worker did not load the frameworks")
+            began = time.monotonic()
+            feeding.set()
+            sampling = asyncio.create_task(
+                sampler(pipeline, http, soak, began, args.sample_seconds, feeding, stop)
+            )
+            try:
+                # one feeder per tenant (each tenant's LMS), each at its share of the rate with
+                # one request in flight: a feeder that falls behind sends bigger batches
+                feeds = await asyncio.gather(
+                    *(
+                        post_statements(
+                            pipeline.url("ingest"),
+                            mine,
+                            {tenant: creds[tenant]},
+                            batch_size=250,
+                            pace=Pace(args.rate * len(mine) / n),
+                        )
+                        for tenant in tenants
+                        if (mine := [e for e in events if e.tenant == tenant])
+                    )
+                )
+                feeding.clear()
+                fed = max(f.ended for f in feeds) - began
+                sent = sum(len(f.accepted_at) for f in feeds)
+
+                async def drained() -> bool:
+                    counts = await count_stages(pipeline, http)
+                    return (
+                        min(counts[s] for s in ("archived", "published", "projected")) >= n
+                        and counts["processed"] >= n
+                        and counts["updates applied by alerts"] >= counts["updates published"]
+                    )
+
+                drained_at = await wait_for(drained, args.limit, every=1.0)
+                # a few samples after the drain: lag must be back to 0
+                await asyncio.sleep(2 * args.sample_seconds + 1)
+            finally:
+                stop.set()
+                await asyncio.gather(sampling, return_exceptions=True)
+            counts = await count_stages(pipeline, http)
+    finally:
+        pipeline.stop()
+        await pipeline.cleanup()
+        shutil.rmtree(sim_dir, ignore_errors=True)
+    return summarize(args, n, soak, fed, drained_at, began, counts, sent)
+
+
+def summarize(
+    args: argparse.Namespace,
+    n: int,
+    soak: Soak,
+    fed: float,
+    drained_at: float | None,
+    began: float,
+    counts: dict[str, float],
+    sent: int,
+) -> dict[str, Any]:
+    warmup = min(60.0, fed / 5)
+    steady = [s for s in soak.samples if s.feeding and s.t >= warmup]
+    after = [s for s in soak.samples if not s.feeding]
+    services: dict[str, Any] = {}
+    for service in GROUPS:
+        lags = [s.lag[service] for s in steady]
+        trend = slope_per_minute([(s.t, s.lag[service]) for s in steady])
+        services[service] = {
+            "lag_max": max(lags, default=0),
+            "lag_last_fed": lags[-1] if lags else 0,
+            "lag_after_drain": after[-1].lag[service] if after else None,
+            "lag_slope_per_min": round(trend, 1),
+            # the consumer keeps at least 98 % of the input's pace, and catches up at the end
+            "lag_bounded": trend <= LAG_GROWTH * args.rate * 60
+            and bool(after)
+            and after[-1].lag[service] == 0,
+        }
+    for service in SERVICES:
+        points = [(s.t, s.rss[service]) for s in steady]
+        start = points[0][1] if points else float("nan")
+        slope = slope_per_minute(points)
+        services.setdefault(service, {}).update(
+            rss_start_mib=round(start, 1),
+            rss_end_mib=round(points[-1][1], 1) if points else float("nan"),
+            rss_slope_mib_per_min=round(slope, 2),
+            memory_flat=slope <= max(1.0, 0.01 * start),
+        )
+    # what some stage had not passed when the drain wait ended: lost if the pipeline drained
+    # (every stage idle), merely pending if the wait ran out first
+    missing = {
+        stage: max(0, int(sent - counts[stage]))
+        for stage in ("accepted", "archived", "published", "projected")
+    }
+    missing["updates applied by alerts"] = max(
+        0, int(counts["updates published"] - counts["updates applied by alerts"])
+    )
+    lag_ok = all(services[s]["lag_bounded"] for s in GROUPS)
+    mem_ok = all(services[s]["memory_flat"] for s in SERVICES)
+    drained = drained_at is not None
+    loss = sum(missing.values()) + (n - sent)
+    return {
+        "rate": args.rate,
+        "limit": args.limit,
+        "minutes": args.minutes,
+        "statements": n,
+        "sent": sent,
+        "fed_seconds": round(fed, 1),
+        "achieved_per_s": round(sent / fed, 1),
+        "drain_seconds": None if drained_at is None else round(drained_at - began - fed, 1),
+        "warmup_seconds": round(warmup, 1),
+        "steady_samples": len(steady),
+        "services": services,
+        "counts": counts,
+        "drained": drained,
+        "missing": missing,
+        "loss": loss,
+        "verdict": {
+            "lag_bounded": lag_ok,
+            "memory_flat": mem_ok,
+            "nothing_lost": drained and loss == 0,
+        },
+        "samples": [asdict(s) for s in soak.samples],
+    }
+
+
+def markdown(r: dict[str, Any], command: str) -> str:
+    v = r["verdict"]
+    word = {True: "yes", False: "**NO**"}
+    lines = [
+        "## Soak: steady rate through the whole pipeline (ingest -> progress -> alerts)",
+        "",
+        f"    {command}",
+        "",
+        (
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {r['sent']:,} statements "
+            f"at {r['rate']:g}/s asked, {r['achieved_per_s']:,.1f}/s achieved over "
+            f"{r['fed_seconds']:.0f} s; "
+            + (
+                f"drained {r['drain_seconds']} s after the feed stopped. "
+                if r["drained"]
+                else f"**not drained** {r['limit']:.0f} s after the feed stopped. "
+            )
+            + f"Steady state from {r['warmup_seconds']:.0f} s ({r['steady_samples']} samples)."
+        ),
+        "",
+        (
+            "| service | consumer lag max (steady) | lag slope /min | lag at end of feed | "
+            "lag after drain | RSS start MiB | RSS end MiB | RSS slope MiB/min |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for service in SERVICES:
+        s = r["services"][service]
+        lag = (
+            (
+                f"{s['lag_max']:,}",
+                f"{s['lag_slope_per_min']:+,.0f}",
+                f"{s['lag_last_fed']:,}",
+                f"{s['lag_after_drain']}",
+            )
+            if service in GROUPS
+            else ("-", "-", "-", "-")
+        )
+        lines.append(
+            f"| {service} | {lag[0]} | {lag[1]} | {lag[2]} | {lag[3]} | {s['rss_start_mib']:.1f} | "
+            f"{s['rss_end_mib']:.1f} | {s['rss_slope_mib_per_min']:+.2f} |"
+        )
+    gap = "lost" if r["drained"] else "not there yet (pending)"
+    lines += ["", f"| stage | statements (or updates) | {gap} |", "| --- | ---: | ---: |"]
+    lines.append(f"| sent | {r['sent']:,} | {r['statements'] - r['sent']} |")
+    for stage, value in r["counts"].items():
+        lines.append(f"| {stage} | {int(value):,} | {r['missing'].get(stage, '-')} |")
+    lines += [
+        "",
+        (
+            f"Verdict: lag bounded {word[v['lag_bounded']]}, memory flat "
+            f"{word[v['memory_flat']]}, nothing lost {word[v['nothing_lost']]} "
+            + (f"({r['loss']} lost)." if r["drained"] else f"(not drained: {r['loss']} pending).")
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="statements/s")
+    parser.add_argument("--minutes", type=float, default=5.0, help="how long to feed")
+    parser.add_argument("--sample-seconds", type=float, default=5.0)
+    parser.add_argument("--tenants", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--limit", type=float, default=600, help="longest drain wait, s")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (tests)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rate, args.minutes, args.sample_seconds = 50.0, 0.4, 2.0
+    result = asyncio.run(run(args))
+    command = ".venv/bin/python bench/bench_soak.py " + " ".join(sys.argv[1:])
+    print(markdown(result, command.strip()))
+    print(orjson.dumps(result).decode())
+
+
+if __name__ == "__main__":
+    main()
