@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
@@ -26,6 +27,7 @@ from services.alerts.changes import Changes
 from services.alerts.config import AlertsSettings
 from services.alerts.delivery import DeliveryWorker
 from services.alerts.metrics import AlertsMetrics
+from services.alerts.names import LearnerNames
 from services.alerts.outbox import OutboxRelay
 from services.alerts.processor import Processor, SettingsStore, deadletter_record
 from services.alerts.scanner import Scanner
@@ -192,7 +194,12 @@ async def open_alerts(
                 metrics=metrics,
             )
         auth = StaffAuth(pool)
-        context = AlertsContext(pool=pool, auth=auth, changes=changes, metrics=metrics)
+        names: LearnerNames | None = None
+        if settings.ingest_url and settings.ingest_directory_token:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            token = settings.ingest_directory_token.get_secret_value()
+            names = LearnerNames(session, settings.ingest_url, token)
+        context = AlertsContext(pool=pool, auth=auth, changes=changes, metrics=metrics, names=names)
         app = make_app(health, metrics, context)
         yield Alerts(
             settings, app, pool, producer, relay, webhooks, scanner, processor, stream,

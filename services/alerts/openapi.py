@@ -8,6 +8,7 @@ from services.alerts.staff_repository import FILTERS, SORTS
 
 _STR: dict[str, Any] = {"type": "string"}
 _INT: dict[str, Any] = {"type": "integer"}
+_BOOL: dict[str, Any] = {"type": "boolean"}
 _TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 _STATUS: dict[str, Any] = {"enum": ["open", "acknowledged", "snoozed", "resolved"]}
 
@@ -51,8 +52,16 @@ _FIELDS: dict[str, Any] = {
     "version": _INT,
 }
 # in lists: the scalar part of the evidence; one alert: all of it and its history
+# learner_name: only for tokens allowed to see names (tokens create --see-names), from ingest
+_NAME: dict[str, Any] = {
+    "learner_name": {
+        **_or_null(_STR),
+        "description": "Display name from ingest, only for tokens allowed to see names",
+    }
+}
 _ALERT_SUMMARY = _closed(
-    {**_FIELDS, "evidence_summary": {"type": "object", "description": "counts, rates..."}}
+    {**_FIELDS, **_NAME, "evidence_summary": {"type": "object", "description": "counts, rates..."}},
+    "learner_name",
 )
 _HISTORY = _closed(
     {
@@ -67,16 +76,22 @@ _HISTORY = _closed(
     }
 )
 _ALERT = _closed(
-    {**_FIELDS, "evidence": {"type": "object", "description": "counts, statement_ids, trajectory"}}
+    {
+        **_FIELDS,
+        **_NAME,
+        "evidence": {"type": "object", "description": "counts, statement_ids, trajectory"},
+    },
+    "learner_name",
 )
 _ALERT_WITH_HISTORY = _closed(
     {
         **_ALERT["properties"],
         "history": {"type": "array", "items": {"$ref": "#/components/schemas/History"}},
-    }
+    },
+    "learner_name",
 )
 _ERROR = _closed({"error": _STR, "reason": _STR})
-_ME = _closed({"tenant": _STR, "team": _or_null(_STR), "name": _STR})
+_ME = _closed({"tenant": _STR, "team": _or_null(_STR), "name": _STR, "see_names": _BOOL})
 
 
 def _resp(schema: dict[str, Any], what: str = "OK") -> dict[str, Any]:

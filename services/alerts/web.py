@@ -37,6 +37,7 @@ from services.alerts.changes import Changes, Outcome
 from services.alerts.errors import AlertsError, BadRequestError, NotFoundError
 from services.alerts.lifecycle import StaffAction
 from services.alerts.metrics import AlertsMetrics
+from services.alerts.names import LearnerNames
 from services.alerts.openapi import document
 from services.alerts.staff import StaffAuth, StaffPrincipal
 from shared.health import Health
@@ -55,6 +56,7 @@ class AlertsContext:
     auth: StaffAuth
     changes: Changes
     metrics: AlertsMetrics
+    names: LearnerNames | None = None  # ingest's directory, when configured
 
 
 CONTEXT_KEY: Final = web.AppKey("alerts", AlertsContext)
@@ -166,6 +168,18 @@ def present(alert: dict[str, Any], *, full: bool = False) -> dict[str, Any]:
     return out
 
 
+async def _named(
+    request: web.Request, who: StaffPrincipal, alerts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``learner_name`` on each alert for a token allowed to see names (null when ingest
+    knows none or does not answer); no such field for any other token."""
+    names = request.app[CONTEXT_KEY].names
+    if not who.see_names or names is None or not alerts:
+        return alerts
+    found = await names.lookup(who.tenant, (a["learner_key"] for a in alerts))
+    return [a | {"learner_name": found.get(a["learner_key"])} for a in alerts]
+
+
 async def _principal(request: web.Request) -> StaffPrincipal:
     """The token's principal (401 without one), then the parameters' first check."""
     who = await request.app[CONTEXT_KEY].auth.authenticate(request.headers.get("Authorization"))
@@ -182,7 +196,9 @@ def _alert_id(request: web.Request) -> uuid.UUID:
 
 async def me(request: web.Request) -> web.Response:
     who = await _principal(request)
-    return _json({"tenant": who.tenant, "team": who.team, "name": who.name})
+    return _json(
+        {"tenant": who.tenant, "team": who.team, "name": who.name, "see_names": who.see_names}
+    )
 
 
 def parse_query(params: Any) -> staff_repo.Query:
@@ -214,7 +230,7 @@ async def list_alerts(request: web.Request) -> web.Response:
         rows, total = await staff_repo.list_alerts(conn, who, query)
     return _json(
         {
-            "items": [present(r) for r in rows],
+            "items": await _named(request, who, [present(r) for r in rows]),
             "total": total,
             "limit": query.limit,
             "offset": query.offset,
@@ -230,7 +246,8 @@ async def get_alert(request: web.Request) -> web.Response:
         if alert is None:
             raise NotFoundError("no such alert")
         history = await repo.history(conn, alert_id)
-    return _json(present(alert, full=True) | {"history": history})
+    (shown,) = await _named(request, who, [present(alert, full=True)])
+    return _json(shown | {"history": history})
 
 
 async def action(request: web.Request) -> web.Response:
@@ -255,7 +272,8 @@ async def action(request: web.Request) -> web.Response:
             note=getattr(body, "note", None), assignee=getattr(body, "assignee", None),
             until=until, outcome=outcome,
         )  # fmt: skip
-    return _json(present(updated, full=True))
+    (shown,) = await _named(request, who, [present(updated, full=True)])
+    return _json(shown)
 
 
 async def openapi(_: web.Request) -> web.Response:

@@ -209,13 +209,15 @@
     const kindCell = el("td");
     const open = el("button", KINDS[alert.kind] || humanize(alert.kind), "link");
     open.type = "button";
-    open.setAttribute("aria-label", `${KINDS[alert.kind] || alert.kind} for learner ${shortKey(alert.learner_key)}: show details`);
+    open.setAttribute("aria-label", `${KINDS[alert.kind] || alert.kind} for learner ${alert.learner_name || shortKey(alert.learner_key)}: show details`);
     open.addEventListener("click", () => select(alert.id));
     kindCell.appendChild(open);
     if (alert.competency) kindCell.appendChild(el("div", alert.competency, "sub"));
     tr.appendChild(kindCell);
 
-    const learner = el("td", shortKey(alert.learner_key), "mono");
+    // learner_name is only sent to tokens allowed to see names (null when ingest knows none)
+    const learner = alert.learner_name ? el("td", alert.learner_name) : el("td", shortKey(alert.learner_key), "mono");
+    if (alert.learner_name) learner.appendChild(el("div", shortKey(alert.learner_key), "sub mono"));
     learner.title = alert.learner_key;
     tr.appendChild(learner);
 
@@ -379,6 +381,7 @@
 
     const meta = $("detail-meta");
     clear(meta);
+    if (alert.learner_name) pair(meta, "Learner", alert.learner_name);
     pair(meta, "Learner key", alert.learner_key, "mono");
     pair(meta, "Severity", humanize(alert.severity));
     pair(meta, "Support", humanize(alert.support));
