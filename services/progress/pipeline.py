@@ -11,8 +11,11 @@ its statement is durable. While a batch is flushed, the next one fills: at most 
 flight and flushes run in order, so the projection's watermarks only move forward.
 
 Stopping (or crashing) loses nothing: events not acknowledged are delivered again; entries of an
-unsealed batch were never written to the table, so they are simply recomputed; entries written
-by a sealed batch whose flush did not finish are recognised by the learner's ring of recent ids.
+unsealed batch were never written to the table, so they are simply recomputed; statements the
+table already holds (a sealed batch whose flush did not finish, or acknowledged statements whose
+offsets Faust had not committed yet: it commits every few seconds) are recognised by the source
+offset kept in the learner's entry, however many there are (the ring of recent ids alone held
+64 and let older ones count twice).
 """
 
 from __future__ import annotations
@@ -154,7 +157,8 @@ class Pipeline:
         try:
             env = parse_statement_envelope(event.value, ACCEPTED)
             key = checked_key(event.key, env)
-            outcome = self._processor.process(env, self.record_of(key))
+            record = self.record_of(key)
+            outcome = self._processor.process(env, record, applied=msg.offset <= record.offset)
         except Exception as exc:
             if is_retriable(exc):
                 raise
@@ -168,7 +172,7 @@ class Pipeline:
         if outcome.duplicate:
             batch.counts[(env.tenant, "")] += 1
         else:
-            batch.pending[key] = outcome.record
+            batch.pending[key] = outcome.record.at_offset(msg.offset)
             batch.counts[(env.tenant, outcome.evidence)] += 1
         # handed to the producer when the batch is sealed (in order, batched per partition)
         batch.updates.extend([(key, update.value) for update in outcome.updates])
