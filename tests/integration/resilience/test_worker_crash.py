@@ -115,13 +115,18 @@ def _prepare(tenant: str, statement: dict[str, Any]) -> Prepared:
 
 
 async def until(
-    check: Callable[[], Awaitable[bool]], within: float, what: str, every: float = 0.1
+    check: Callable[[], Awaitable[bool]],
+    within: float,
+    what: str,
+    every: float = 0.1,
+    seen: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not await check():
         if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {within:.0f} s")
+            last = f" (last seen: {await seen()})" if seen is not None else ""
+            raise AssertionError(f"{what}: not within {within:.0f} s{last}")
         await asyncio.sleep(every)
 
 
@@ -134,6 +139,7 @@ class Run:
             ports={"ingest": 0, "progress": 0, "alerts": 0},
             salt=SALT,
             log_dir=log_dir / name,
+            log_level="INFO",
             extra_env={
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "DATABASE_URL": dsn,
@@ -405,14 +411,20 @@ async def test_kill_9_progress_and_alerts_workers_mid_stream(
 
             for run in (calm, hit):
 
-                async def drained(run: Run = run) -> bool:
-                    return (
-                        await run.projected() == n
-                        and await run.applied() == updates
-                        and await run.unpublished() == 0
-                    )
+                async def counts(run: Run = run) -> tuple[int, int, int]:
+                    return await run.projected(), await run.applied(), await run.unpublished()
 
-                await until(drained, DRAIN, f"{run.pipeline.prefix} drained")
+                async def drained(
+                    counts: Callable[[], Awaitable[tuple[int, int, int]]] = counts,
+                ) -> bool:
+                    return await counts() == (n, updates, 0)
+
+                await until(
+                    drained,
+                    DRAIN,
+                    f"{run.pipeline.prefix} drained to {(n, updates, 0)}",
+                    seen=counts,
+                )
 
             # the restarted workers did get work again that was done before the kill
             again = await hit.metric(
