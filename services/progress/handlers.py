@@ -415,8 +415,8 @@ class Processor:
     def process(
         self, env: EnvelopeView, record: LearnerRecord, *, applied: bool = False
     ) -> Outcome:
-        """``applied``: the caller knows ``record`` already holds this statement (a redelivery
-        at or below the record's source offset); else the ring of recent ids tells."""
+        # ``applied``: the caller knows ``record`` already holds this statement (a redelivery at
+        # or below the record's source offset); else the ring of recent ids tells
         statement = statement_of(env)
         when = env.occurred_at
         version = self.registry.at(env.tenant, when)
