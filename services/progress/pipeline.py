@@ -165,7 +165,8 @@ class Pipeline:
             env = parse_statement_envelope(event.value, ACCEPTED)
             key = checked_key(event.key, env)
             record = self.record_of(key)
-            outcome = self._processor.process(env, record, applied=msg.offset <= record.offset)
+            applied = msg.offset <= record.offset  # the table holds it: so does everything else
+            outcome = self._processor.process(env, record, applied=applied)
         except Exception as exc:
             if is_retriable(exc):
                 raise
@@ -181,9 +182,10 @@ class Pipeline:
         else:
             batch.pending[key] = outcome.record.at_offset(msg.offset)
             batch.counts[(env.tenant, outcome.evidence)] += 1
-        # handed to the producer when the batch is sealed (in order, batched per partition)
-        batch.updates.extend([(key, update.value) for update in outcome.updates])
-        batch.published += len(outcome.updates)
+        if not applied:  # else its updates were acknowledged before the table took it
+            # handed to the producer when the batch is sealed (in order, batched per partition)
+            batch.updates.extend([(key, update.value) for update in outcome.updates])
+            batch.published += len(outcome.updates)
         self._projector.add(msg.partition, msg.offset, outcome)
 
     async def tick(self) -> None:
