@@ -412,11 +412,15 @@ class Processor:
         self.registry = registry
         self.recent_ids = recent_ids
 
-    def process(self, env: EnvelopeView, record: LearnerRecord) -> Outcome:
+    def process(
+        self, env: EnvelopeView, record: LearnerRecord, *, applied: bool = False
+    ) -> Outcome:
+        # ``applied``: the caller knows ``record`` already holds this statement (a redelivery at
+        # or below the record's source offset); else the ring of recent ids tells
         statement = statement_of(env)
         when = env.occurred_at
         version = self.registry.at(env.tenant, when)
-        duplicate = record.seen(env.event_id)
+        duplicate = applied or record.seen(env.event_id)
         statement_id = _statement_id(statement, env.event_id)
         if version is None:
             if not duplicate:
@@ -506,8 +510,9 @@ class Processor:
         if not duplicate:
             record = record.remember(env.event_id, when, self.recent_ids)
             record = LearnerRecord(
-                record.events, record.first_event_at, record.last_event_at, record.recent, comps
-            )
+                record.events, record.first_event_at, record.last_event_at, record.recent, comps,
+                record.offset,
+            )  # fmt: skip
         return self._outcome(env, record, duplicate, kind, pairs, touched, version)
 
     def _outcome(  # noqa: PLR0917 - private, called positionally from three places

@@ -2,17 +2,22 @@
 
 Events are applied one by one to the open batch (state changes and encoded updates kept in
 memory). A batch is *sealed* when it is full, or older than ``within`` seconds once the previous
-flush is done (a busy worker makes bigger batches): its learners' entries are written to the
-table (one changelog write per learner per batch) and its updates handed to the producer, in
+flush is done (a busy worker makes bigger batches): its updates are handed to the producer, in
 event order, as one record batch per partition; then it is flushed in the background --
-projection transaction, producer flush (updates and changelog acknowledged by Kafka), and only
-then the acknowledgement of its events, so an offset is never committed before every effect of
-its statement is durable. While a batch is flushed, the next one fills: at most one flush is in
-flight and flushes run in order, so the projection's watermarks only move forward.
+projection transaction and producer flush (updates acknowledged by Kafka), then its learners'
+entries written to the table (one changelog write per learner per batch, acknowledged too), and
+only then the acknowledgement of its events, so an offset is never committed before every
+effect of its statement is durable, and the table never holds a statement whose projection or
+updates are not. While a batch is flushed, the next one fills (reading the sealed batch's
+entries until they are in the table): at most one flush is in flight and flushes run in order,
+so the projection's watermarks only move forward.
 
-Stopping (or crashing) loses nothing: events not acknowledged are delivered again; entries of an
-unsealed batch were never written to the table, so they are simply recomputed; entries written
-by a sealed batch whose flush did not finish are recognised by the learner's ring of recent ids.
+Stopping (or crashing) loses nothing: events not acknowledged are delivered again; those the
+table does not hold yet are simply recomputed, to the same rows and updates (the projection's
+watermark skips the rows already committed); those it holds (acknowledged statements whose
+offsets Faust had not committed yet: it commits every few seconds) are recognised by the source
+offset kept in the learner's entry, however many there are (the ring of recent ids alone held
+64 and let older ones count twice), and their effects are all durable already.
 """
 
 from __future__ import annotations
@@ -111,6 +116,9 @@ class Pipeline:
         self.within = within
         self._batch = Batch()
         self._inflight: asyncio.Future[None] | None = None
+        # the entries of the sealed batch being flushed: written to the table only once its
+        # projection is committed and its updates acknowledged (read through ``record_of``)
+        self._sealed: dict[bytes, LearnerRecord] = {}
         self._lock = asyncio.Lock()
         # learner records decoded from (or encoded into) the table, by key, with the exact
         # value object they belong to: a hit only when the table still holds that object
@@ -121,6 +129,8 @@ class Pipeline:
 
     def record_of(self, key: bytes) -> LearnerRecord:
         pending = self._batch.pending.get(key)
+        if pending is None:
+            pending = self._sealed.get(key)
         if pending is not None:
             return pending
         raw = self._table.get(key)
@@ -154,7 +164,9 @@ class Pipeline:
         try:
             env = parse_statement_envelope(event.value, ACCEPTED)
             key = checked_key(event.key, env)
-            outcome = self._processor.process(env, self.record_of(key))
+            record = self.record_of(key)
+            applied = msg.offset <= record.offset  # the table holds it: so does everything else
+            outcome = self._processor.process(env, record, applied=applied)
         except Exception as exc:
             if is_retriable(exc):
                 raise
@@ -168,11 +180,12 @@ class Pipeline:
         if outcome.duplicate:
             batch.counts[(env.tenant, "")] += 1
         else:
-            batch.pending[key] = outcome.record
+            batch.pending[key] = outcome.record.at_offset(msg.offset)
             batch.counts[(env.tenant, outcome.evidence)] += 1
-        # handed to the producer when the batch is sealed (in order, batched per partition)
-        batch.updates.extend([(key, update.value) for update in outcome.updates])
-        batch.published += len(outcome.updates)
+        if not applied:  # else its updates were acknowledged before the table took it
+            # handed to the producer when the batch is sealed (in order, batched per partition)
+            batch.updates.extend([(key, update.value) for update in outcome.updates])
+            batch.published += len(outcome.updates)
         self._projector.add(msg.partition, msg.offset, outcome)
 
     async def tick(self) -> None:
@@ -194,21 +207,26 @@ class Pipeline:
     async def _seal(self) -> None:
         batch, self._batch = self._batch, Batch()
         items = self._projector.take()
-        # the table is read through ``record_of``; written once per learner per batch
+        if batch.updates:
+            await self._send_many(self._updates, batch.updates)
+        if self._inflight is not None:
+            await self._inflight  # in order, one at a time; raises if it failed
+        self._sealed = batch.pending
+        self._inflight = asyncio.ensure_future(self._flush(batch, items))
+
+    async def _flush(self, batch: Batch, items: list[Any]) -> None:
+        # the table (one write per learner per batch) says "applied" only once every other
+        # effect is durable: a restarted worker skips what its table holds (by offset) and
+        # recomputes the rest, so a projection or an update is never rebuilt from a later state
+        await asyncio.gather(self._projector.flush(items), self._flush_producer())
         entries = []
         for key, record in batch.pending.items():
             raw = encode(record)
             entries.append((key, raw))
             self._remember(key, raw, record)
         await self._write_entries(entries)
-        if batch.updates:
-            await self._send_many(self._updates, batch.updates)
-        if self._inflight is not None:
-            await self._inflight  # in order, one at a time; raises if it failed
-        self._inflight = asyncio.ensure_future(self._flush(batch, items))
-
-    async def _flush(self, batch: Batch, items: list[Any]) -> None:
-        await self._projector.flush(items)
+        if self._sealed is batch.pending:
+            self._sealed = {}  # the table holds them now
         await self._flush_producer()
         assert self.ack is not None
         for event in batch.events:

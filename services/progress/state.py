@@ -1,17 +1,18 @@
 """The worker's state and its compact byte encoding (the Faust table's values).
 
 Layout: one table entry per learner, keyed like the source topic (``"<tenant>|<learner_key>"``),
-holding the learner's activity recency, a ring of the most recent statement event ids (to
-recognise a redelivered statement) and one :class:`CompetencyState` per competency the learner
-has evidence for -- i.e. the state per (tenant, learner, competency) lives inside its learner's
-entry. Keying by the source key keeps the changelog co-partitioned with the source topic (the
-table uses the producer's partitioner on the same key), costs one changelog write per statement
-whatever the number of competencies it touches, and lets the duplicate check and all updates of
-one statement be one atomic write.
+holding the learner's activity recency, the source offset of the last statement applied and a
+ring of the most recent statement event ids (both to recognise a redelivered statement) and one
+:class:`CompetencyState` per competency the learner has evidence for -- i.e. the state per
+(tenant, learner, competency) lives inside its learner's entry. Keying by the source key keeps
+the changelog co-partitioned with the source topic (the table uses the producer's partitioner on
+the same key), costs one changelog write per statement whatever the number of competencies it
+touches, and lets the duplicate check and all updates of one statement be one atomic write.
 
 Encoding (little-endian ``struct``; times as integer microseconds since the epoch, exact):
 
 * header ``<BIqqHH``: format version, events, first/last event time, ring length, competencies
+* (format 2) ``<q``: the source offset of the last statement applied (-1: none)
 * the ring: 16 bytes per event id, oldest first
 * per competency: id length (1 byte) + UTF-8 id, then ``<Bd5I2qddq`` (69 bytes): model kind,
   log-odds or Elo ability, attempts, correct, correct streak, wrong streak, hints, last and
@@ -29,8 +30,9 @@ from typing import Final
 
 from services.progress.mastery import EloState, MasteryState
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 1: no offset (read as -1)
 _HEADER = struct.Struct("<BIqqHH")
+_OFFSET = struct.Struct("<q")
 _COMP = struct.Struct("<Bd5I2qddq")
 _NONE: Final = -(2**63)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,16 +65,26 @@ class LearnerRecord:
     last_event_at: datetime | None = None
     recent: tuple[bytes, ...] = ()  # event ids, oldest first
     competencies: dict[str, CompetencyState] = field(default_factory=dict)
+    #: offset on the source topic of the last statement applied (a learner's statements are all
+    #: on one partition, in order): a redelivered one is at or below it, however many statements
+    #: were redelivered (the ring only covers the last ``recent_ids``). -1: none.
+    offset: int = -1
 
     def seen(self, event_id: uuid.UUID) -> bool:
         return event_id.bytes in self.recent
+
+    def at_offset(self, offset: int) -> LearnerRecord:
+        return LearnerRecord(
+            self.events, self.first_event_at, self.last_event_at, self.recent,
+            self.competencies, offset,
+        )  # fmt: skip
 
     def remember(self, event_id: uuid.UUID, at: datetime, keep: int) -> LearnerRecord:
         recent = (*self.recent, event_id.bytes)[-keep:]
         first = at if self.first_event_at is None else min(self.first_event_at, at)
         last = at if self.last_event_at is None else max(self.last_event_at, at)
         # built directly: ``dataclasses.replace`` costs more than the rest of this method
-        return LearnerRecord(self.events + 1, first, last, recent, self.competencies)
+        return LearnerRecord(self.events + 1, first, last, recent, self.competencies, self.offset)
 
 
 #: packed competency entries by ``id`` of their (immutable) state, which each entry holds so the
@@ -116,6 +128,7 @@ def encode(record: LearnerRecord) -> bytes:
             len(record.recent),
             len(record.competencies),
         ),
+        _OFFSET.pack(record.offset),
         *record.recent,
     ]
     packed = _PACKED
@@ -135,9 +148,13 @@ def decode(raw: bytes | None) -> LearnerRecord:
     if not raw:
         return LearnerRecord()
     version, events, first, last, n_ids, n_comps = _HEADER.unpack_from(raw, 0)
-    if version != FORMAT_VERSION:
+    if version not in {1, FORMAT_VERSION}:
         raise ValueError(f"unknown learner record format {version}")
     pos = _HEADER.size
+    offset = -1
+    if version >= 2:  # the format that added it
+        (offset,) = _OFFSET.unpack_from(raw, pos)
+        pos += _OFFSET.size
     recent = tuple(raw[pos + 16 * i : pos + 16 * (i + 1)] for i in range(n_ids))
     pos += 16 * n_ids
     comps: dict[str, CompetencyState] = {}
@@ -164,4 +181,4 @@ def decode(raw: bytes | None) -> LearnerRecord:
             else EloState(ability=value, **common)
         )
         comps[cid] = CompetencyState(model, hints, _dt(first_at), _dt(mastered))
-    return LearnerRecord(events, _dt(first), _dt(last), recent, comps)
+    return LearnerRecord(events, _dt(first), _dt(last), recent, comps, offset)
