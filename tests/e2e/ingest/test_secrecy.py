@@ -30,7 +30,8 @@ from shared.kafka import (
     kafka_producer,
 )
 from tests.e2e.ingest.conftest import Service
-from tests.integration.ingest.conftest import StartIngest, eventually
+from tests.integration.ingest.conftest import StartIngest
+from tests.integration.waiting import eventually
 from tests.unit.ingest.samples import statement
 
 PUBLIC = {"/xapi/about", "/healthz", "/readyz", "/metrics"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -13,7 +12,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from aiokafka import ConsumerRecord
 from pydantic import SecretStr
 
 from services.alerts import staff_repository as staff_repo
@@ -22,7 +20,6 @@ from services.alerts.config import AlertsSettings
 from services.alerts.staff import hash_token, new_token
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.events import ProgressUpdate
-from shared.kafka import kafka_consumer
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -127,33 +124,3 @@ async def start_alerts(settings: AlertsSettings, kafka_cleanup: None) -> AsyncIt
             return Running(alerts, f"http://127.0.0.1:{server.port}", http)
 
         yield start
-
-
-async def consume(
-    bootstrap: str, topic: str, count: int, *, within: float = 20.0, settle: float = 0.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    found: list[ConsumerRecord[bytes, bytes]] = []
-    async with kafka_consumer(bootstrap, topic, group_id=None) as consumer:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while len(found) < count and loop.time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                found.extend(records)
-        end = loop.time() + settle
-        while loop.time() < end:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                found.extend(records)
-    assert len(found) >= count, f"{len(found)} of {count} records on {topic} in {within}s"
-    return found
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float = 20.0, what: str = "condition"
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not met within {within}s")

@@ -13,14 +13,8 @@ from services.alerts.app import deadletter_topic
 from shared.alert_events import AlertEvent
 from shared.envelope import ALERT_EVENT_V1, Envelope
 from shared.kafka import kafka_producer
-from tests.integration.alerts.conftest import (
-    T0,
-    StartAlerts,
-    consume,
-    eventually,
-    learner,
-    progress,
-)
+from tests.integration.alerts.conftest import T0, StartAlerts, learner, progress
+from tests.integration.waiting import consume, eventually
 
 pytestmark = pytest.mark.timeout(90)
 

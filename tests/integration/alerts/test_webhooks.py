@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestServer
 from services.alerts import staff_repository as staff_repo
 from services.alerts.signing import HEADER, verify
 from shared.envelope import ALERT_EVENT_V1, Envelope
-from tests.integration.alerts.conftest import T0, StartAlerts, consume, eventually, progress
+from tests.integration.alerts.conftest import T0, StartAlerts, progress
+from tests.integration.waiting import consume, eventually
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -12,14 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from aiokafka import ConsumerRecord
 from pydantic import SecretStr
 
 from services.ingest import repository as repo
 from services.ingest.app import Ingest, open_ingest
 from services.ingest.auth import new_credential
 from services.ingest.config import IngestSettings
-from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_consumer
+from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin
 
 TENANTS = ("acme", "globex")
 DIRECTORY_TOKEN = "directory-token-for-tests"
@@ -100,38 +98,3 @@ async def start_ingest(
             return Running(ingest, f"http://127.0.0.1:{port}", http, secrets)
 
         yield start
-
-
-async def consume(
-    bootstrap: str, topic: str, count: int, *, within: float = 30.0, settle: float = 0.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read ``count`` records of ``topic`` from the start (then ``settle`` seconds more, to
-    catch unexpected extras), failing after ``timeout`` seconds."""
-    found: list[ConsumerRecord[bytes, bytes]] = []
-    async with kafka_consumer(bootstrap, topic, group_id=None) as consumer:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while len(found) < count and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                found.extend(records)
-        if settle:
-            end = loop.time() + settle
-            while loop.time() < end:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    found.extend(records)
-    assert len(found) >= count, f"{len(found)} of {count} records on {topic} in {within}s"
-    return found
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = "condition"
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} not met within {within}s")

@@ -10,7 +10,8 @@ from aiohttp import FormData, MultipartWriter
 from services.ingest.handlers import event_id_for
 from shared.envelope import STATEMENT_V1, Envelope
 from shared.identity import learner_key
-from tests.integration.ingest.conftest import StartIngest, consume
+from tests.integration.ingest.conftest import StartIngest
+from tests.integration.waiting import consume
 from tests.unit.ingest.samples import EMAIL, statement
 
 VERSION = "X-Experience-API-Version"
@@ -98,7 +99,8 @@ async def test_post_single_and_batch_archives_and_publishes(
 
 
 async def _wait_published(run: object) -> None:
-    from tests.integration.ingest.conftest import Running, eventually
+    from tests.integration.ingest.conftest import Running
+    from tests.integration.waiting import eventually
 
     assert isinstance(run, Running)
 

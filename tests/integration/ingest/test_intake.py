@@ -7,7 +7,8 @@ import orjson
 
 from shared.envelope import STATEMENT_V1, Envelope
 from shared.kafka import kafka_producer
-from tests.integration.ingest.conftest import StartIngest, consume, eventually
+from tests.integration.ingest.conftest import StartIngest
+from tests.integration.waiting import consume, eventually
 from tests.unit.ingest.samples import statement
 
 

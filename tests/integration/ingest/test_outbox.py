@@ -9,7 +9,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from services.ingest.outbox import OutboxRelay
-from tests.integration.ingest.conftest import StartIngest, consume, eventually
+from tests.integration.ingest.conftest import StartIngest
+from tests.integration.waiting import consume, eventually
 from tests.unit.ingest.samples import statement
 
 

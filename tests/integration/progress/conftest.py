@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
 from pydantic import SecretStr
 
 from services.ingest.handlers import Prepared
 from services.progress import repository as repo
 from services.progress.config import ProgressSettings
-from shared.kafka import kafka_consumer, kafka_producer
+from shared.kafka import kafka_producer
 from tests.unit.progress.samples import SALT
 
 LC_COLUMNS = (
@@ -52,33 +50,6 @@ async def produce(
             else:
                 await producer.send(topic, item[1], key=item[0])
         await producer.flush()
-
-
-async def consume(
-    bootstrap: str, topic: str, count: int, *, within: float = 20.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    found: list[ConsumerRecord[bytes, bytes]] = []
-    async with kafka_consumer(bootstrap, topic, group_id=None) as consumer:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while len(found) < count and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                found.extend(records)
-    assert len(found) >= count, f"{len(found)} of {count} records on {topic} in {within}s"
-    return found
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float = 20.0, what: str = "condition"
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not met within {within}s")
 
 
 async def projection(conn: repo.Conn) -> dict[str, list[tuple[Any, ...]]]:

@@ -17,7 +17,8 @@ from services.progress.rebuild import rebuild
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.events import ProgressUpdate
 from shared.http import HEALTH_KEY
-from tests.integration.progress.conftest import consume, eventually, produce, projection
+from tests.integration.progress.conftest import produce, projection
+from tests.integration.waiting import consume, eventually
 from tests.unit.progress.samples import SALT, T0, framework, prepared
 
 pytestmark = pytest.mark.timeout(120)

@@ -17,8 +17,8 @@ import aiohttp
 
 from shared.envelope import STATEMENT_V1, Envelope
 from shared.kafka import kafka_consumer
-from tests.integration.ingest.conftest import eventually
 from tests.integration.resilience.conftest import PrivateInfra, PrivateRun, StartPrivate
+from tests.integration.waiting import eventually
 from tests.unit.ingest.samples import statement
 
 

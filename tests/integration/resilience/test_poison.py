@@ -18,7 +18,8 @@ import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
 from shared.kafka import kafka_admin, kafka_producer
-from tests.integration.ingest.conftest import Running, StartIngest, consume, eventually
+from tests.integration.ingest.conftest import Running, StartIngest
+from tests.integration.waiting import consume, eventually
 from tests.unit.ingest.samples import statement
 
 #: a broker's default message.max.bytes is 1048588; "near the max"
