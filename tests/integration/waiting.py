@@ -4,7 +4,9 @@ poll a condition until it holds; each bounded by a deadline that fails the test 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
 from aiokafka import ConsumerRecord
 
@@ -42,3 +44,20 @@ async def eventually(
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{what} not met within {within}s")
+
+
+async def close_within(stack: AsyncExitStack, seconds: float, what: str) -> None:
+    """Close ``stack``; if that takes longer than ``seconds``, fail with the stack of every
+    task still pending (a hung teardown then says what it waits for instead of timing out
+    silently in pytest-timeout)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stack.aclose()
+    except TimeoutError:
+        dump = io.StringIO()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.print_stack(file=dump)
+        raise AssertionError(
+            f"{what} did not finish within {seconds}s:\n{dump.getvalue()}"
+        ) from None

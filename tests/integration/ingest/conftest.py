@@ -18,6 +18,7 @@ from services.ingest.app import Ingest, open_ingest
 from services.ingest.auth import new_credential
 from services.ingest.config import IngestSettings
 from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin
+from tests.integration.waiting import close_within
 
 TENANTS = ("acme", "globex")
 DIRECTORY_TOKEN = "directory-token-for-tests"
@@ -73,7 +74,8 @@ async def start_ingest(
 ) -> AsyncIterator[StartIngest]:
     """``await start_ingest(**overrides)`` runs an ingest app (HTTP on a free port) until the
     test ends; tenants ``acme`` and ``globex`` each get a credential ``lms1``."""
-    async with AsyncExitStack() as stack:
+    stack = AsyncExitStack()
+    try:
         http = await stack.enter_async_context(
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         )
@@ -98,3 +100,6 @@ async def start_ingest(
             return Running(ingest, f"http://127.0.0.1:{port}", http, secrets)
 
         yield start
+    finally:
+        # a teardown that hung once under load (pytest-timeout, no clue): now it says where
+        await close_within(stack, 120, "ingest teardown")
