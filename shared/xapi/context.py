@@ -104,6 +104,8 @@ class Context(XapiModel):
 
     @model_validator(mode="after")
     def _version_gated(self, info: ValidationInfo) -> Context:
+        if self.context_agents is None and self.context_groups is None:
+            return self
         if version_of(info) is XapiVersion.V1_0_3:
             if self.context_agents is not None:
                 raise violation(
