@@ -103,11 +103,12 @@ def _validate_one(data: Any, version: XapiVersion) -> Statement:
         raise StatementValidationError([Violation("$", rule, "a statement must be an object")])
     try:
         # the model's core validator directly: TypeAdapter.validate_python adds a Python layer
-        return _STATEMENT_CORE.validate_python(
+        statement: Statement = _STATEMENT_CORE.validate_python(
             data, context=_context(version), by_alias=True, by_name=False
         )
     except ValidationError as exc:
         raise StatementValidationError(violations_from_pydantic(exc)) from None
+    return statement
 
 
 def parse_statement(raw: RawStatements, *, version: XapiVersion) -> Statement:
