@@ -12,9 +12,10 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
-from services.ingest.handlers import authority_for, prepare
+from services.ingest.handlers import authority_for, content_hash, prepare
 from shared.xapi import XapiVersion, parse_statement
 from tests.unit.ingest.samples import statement
 from tests.unit.xapi.samples import REALISTIC_1_0_3, V2_CONTEXT_AGENTS
@@ -71,3 +72,40 @@ def test_envelope_bytes_are_pinned() -> None:
         hashlib.sha256(envelope).hexdigest()
         == "f25b91a21e13ea2cc49195a53a48585721487cbbdadc28bc7783f3cc41603a79"
     )
+
+
+def _deep_cases() -> list[dict[str, Any]]:
+    team = {"objectType": "Group", "member": [{"mbox": "mailto:z@x"}, {"mbox": "mailto:a@x"}]}
+    return [
+        # canonical work only deep inside a part (the rest is hashed without a walk)
+        {"actor": {"mbox": "mailto:a@x"}, "context": {"team": team}},
+        {"context": {"statement": {"objectType": "StatementRef", "id": "ABCDEF01-0000"}}},
+        {
+            "object": {
+                "definition": {"name": {"duration": "PT1.239S", "stored": "2024-01-01T00:00"}}
+            }
+        },
+        {
+            "object": {
+                "objectType": "SubStatement",
+                "timestamp": "2024-01-01T01:00:00+01:00",
+                "result": {"duration": "PT9.999S"},
+                "context": {"registration": "ABCDEF"},
+            }
+        },
+        # top-level oddities of a non-statement body: content_hash takes any dict
+        {"member": [{"mbox": "mailto:z@x"}, {"mbox": "mailto:a@x"}], "duration": "PT1.999S"},
+        {"extensions": {"timestamp": "2024-01-01T01:00:00+01:00", "member": [2, 1]}},
+        {"nested": [[{"registration": "ABC"}], {"member": [{"b": 1}, {"a": 1}]}], "n": 1.5},
+        {"plain": {"a": [1, "two", {"three": None}]}, "flag": True, "none": None},
+        # trigger text only as a value, or inside extensions: walked, same result
+        {"verb": {"display": {"en": "timestamp"}}, "result": {"extensions": {"x": "member"}}},
+    ]
+
+
+@pytest.mark.parametrize("doc", _deep_cases())
+def test_content_hash_equals_the_full_canonical_walk(doc: dict[str, Any]) -> None:
+    from tests.unit.ingest.test_handlers import _reference_canonical
+
+    expected = orjson.dumps(_reference_canonical(doc), option=orjson.OPT_SORT_KEYS)
+    assert content_hash(doc) == hashlib.sha256(expected).hexdigest()
