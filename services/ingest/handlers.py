@@ -249,18 +249,26 @@ _STRING_CANONICAL: Final[dict[str, Any]] = {
 
 def _canonical_dict(value: dict[str, Any]) -> dict[str, Any]:
     # The hot path of content_hash: one call per object (not per value); leaves are handled
-    # inline. Same result as a plain recursive walk keyed by the property name.
+    # inline. Same result as a plain recursive walk keyed by the property name. Values decoded
+    # from JSON are exactly str/dict/list/int/float/bool/None: dispatched on their type first
+    # (cheaper than isinstance chains); anything else takes the general branches below.
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if key == "extensions":
-            out[key] = item  # any JSON: compared as sent
-        elif isinstance(item, str):
+        kind = type(item)
+        if kind is str:
             fix = _STRING_CANONICAL.get(key)
             out[key] = item if fix is None else fix(item)
+        elif kind is int or kind is float or kind is bool or item is None:
+            out[key] = item
+        elif key == "extensions":
+            out[key] = item  # any JSON: compared as sent
         elif isinstance(item, dict):
             out[key] = _canonical_dict(item)
         elif isinstance(item, list):
             out[key] = _canonical_list(item, member=key == "member")
+        elif isinstance(item, str):
+            fix = _STRING_CANONICAL.get(key)
+            out[key] = item if fix is None else fix(item)
         else:
             out[key] = item
     if out.get("objectType") == "StatementRef" and isinstance(out.get("id"), str):
@@ -271,7 +279,9 @@ def _canonical_dict(value: dict[str, Any]) -> dict[str, Any]:
 def _canonical_list(value: list[Any], *, member: bool = False) -> list[Any]:
     # list items have no property name: strings in a list are compared as sent
     items = [
-        _canonical_dict(v)
+        v
+        if type(v) is str
+        else _canonical_dict(v)
         if isinstance(v, dict)
         else _canonical_list(v)
         if isinstance(v, list)

@@ -25,6 +25,7 @@ RawStatements = bytes | bytearray | memoryview | str | dict[str, Any] | list[Any
 
 _STATEMENT: Final = TypeAdapter(Statement)
 _STATEMENTS: Final = TypeAdapter(list[Statement])
+_STATEMENT_CORE: Final = Statement.__pydantic_validator__
 
 
 #: Deepest nesting of objects and arrays accepted in a document (the top-level statement or
@@ -83,23 +84,31 @@ def load_document(raw: RawStatements) -> Any:
     return raw
 
 
+#: the validation context of each version, built once (read-only for the validators)
+_CONTEXTS: Final[dict[XapiVersion, dict[str, Any]]] = {
+    version: {VERSION_CONTEXT_KEY: version} for version in XapiVersion
+}
+
+
 def _context(version: XapiVersion) -> dict[str, Any]:
-    if not isinstance(version, XapiVersion):
+    if type(version) is not XapiVersion:
         raise TypeError(f"version must be an XapiVersion, not {version!r}")
-    return {VERSION_CONTEXT_KEY: version}
+    return _CONTEXTS[version]
 
 
 def _validate_one(data: Any, version: XapiVersion) -> Statement:
     """Validate one decoded statement (its depth already checked)."""
-    if not isinstance(data, dict):
+    if type(data) is not dict and not isinstance(data, dict):
         rule = "null_value" if data is None else "type"
         raise StatementValidationError([Violation("$", rule, "a statement must be an object")])
     try:
-        return _STATEMENT.validate_python(
+        # the model's core validator directly: TypeAdapter.validate_python adds a Python layer
+        statement: Statement = _STATEMENT_CORE.validate_python(
             data, context=_context(version), by_alias=True, by_name=False
         )
     except ValidationError as exc:
         raise StatementValidationError(violations_from_pydantic(exc)) from None
+    return statement
 
 
 def parse_statement(raw: RawStatements, *, version: XapiVersion) -> Statement:

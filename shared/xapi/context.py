@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, GetCoreSchemaHandler, ValidationInfo, model_validator
+from pydantic import Field, GetCoreSchemaHandler, ValidationInfo, field_validator
 from pydantic_core import core_schema
 
 from shared.xapi.actors import Actor, Agent, Group
@@ -102,19 +102,12 @@ class Context(XapiModel):
     context_agents: list[ContextAgent] | None = Field(default=None, alias="contextAgents")
     context_groups: list[ContextGroup] | None = Field(default=None, alias="contextGroups")
 
-    @model_validator(mode="after")
-    def _version_gated(self, info: ValidationInfo) -> Context:
+    @field_validator("context_agents", "context_groups", mode="after")
+    @classmethod
+    def _version_gated(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        # A field validator runs only when the (2.0-only) property is present: no Python call
+        # for the contexts that do not have it.
         if version_of(info) is XapiVersion.V1_0_3:
-            if self.context_agents is not None:
-                raise violation(
-                    "version.v2_only",
-                    "context.contextAgents exists only in xAPI 2.0",
-                    "contextAgents",
-                )
-            if self.context_groups is not None:
-                raise violation(
-                    "version.v2_only",
-                    "context.contextGroups exists only in xAPI 2.0",
-                    "contextGroups",
-                )
-        return self
+            name = "contextAgents" if info.field_name == "context_agents" else "contextGroups"
+            raise violation("version.v2_only", f"context.{name} exists only in xAPI 2.0")
+        return value

@@ -84,6 +84,16 @@ class ActivityDefinition(XapiModel):
 
     @model_validator(mode="after")
     def _interaction_rules(self) -> ActivityDefinition:
+        if (
+            self.interaction_type is None
+            and self.correct_responses_pattern is None
+            and self.choices is None
+            and self.scale is None
+            and self.source is None
+            and self.target is None
+            and self.steps is None
+        ):
+            return self
         present = [key for key in _COMPONENT_LISTS if getattr(self, key) is not None]
         if self.interaction_type is None:
             if self.correct_responses_pattern is not None:

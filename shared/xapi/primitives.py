@@ -181,25 +181,27 @@ def parse_timestamp(value: Any) -> datetime:
       LRSs conventionally read a zone-less timestamp as UTC, so rejecting it would drop
       otherwise valid learner data. The parsed value is therefore always aware.
     """
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-    if not isinstance(value, str):
-        raise PydanticCustomError("type", "a timestamp must be a string")
+    if type(value) is not str:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                return value.replace(tzinfo=UTC)
+            return value
+        if not isinstance(value, str):
+            raise PydanticCustomError("type", "a timestamp must be a string")
     match = _TIMESTAMP_RE.fullmatch(value)
     if match is None:
         raise PydanticCustomError(
             "timestamp.format", "'{value}' is not an ISO 8601 date-time", {"value": value}
         )
-    if match.group("tz") in _NEGATIVE_ZERO_OFFSETS:
+    tz = match.group("tz")
+    if tz is not None and tz[0] == "-" and tz in _NEGATIVE_ZERO_OFFSETS:
         raise PydanticCustomError(
             "timestamp.offset",
             "'{value}' uses a negative zero UTC offset; use 'Z' or '+00:00'",
             {"value": value},
         )
     try:
-        parsed = datetime.fromisoformat(value.replace(",", "."))
+        parsed = datetime.fromisoformat(value.replace(",", ".") if "," in value else value)
     except ValueError:
         raise PydanticCustomError(
             "timestamp.format", "'{value}' is not a valid date-time", {"value": value}
@@ -216,6 +218,9 @@ Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 IFI_KEYS: Final = ("mbox", "mbox_sha1sum", "openid", "account")
 
 
+_FIELD_VALIDATOR_WRAPPERS: Final = frozenset({"function-after", "function-before", "function-wrap"})
+
+
 def _null_free_fields(schema: Any) -> None:
     """Make the optional fields of a model's core schema refuse ``null``.
 
@@ -230,13 +235,16 @@ def _null_free_fields(schema: Any) -> None:
         if schema.get("type") == "model-fields":
             for field in schema["fields"].values():
                 inner = field["schema"]
-                if (
-                    inner.get("type") == "default"
-                    and "default" in inner
-                    and inner["default"] is None
-                    and inner["schema"].get("type") == "nullable"
-                ):
-                    inner["schema"] = inner["schema"]["schema"]
+                if inner.get("type") != "default" or "default" not in inner:
+                    continue
+                if inner["default"] is not None:
+                    continue
+                # a field validator wraps the nullable: default(function-after(nullable(X)))
+                parent = inner
+                while parent["schema"].get("type") in _FIELD_VALIDATOR_WRAPPERS:
+                    parent = parent["schema"]
+                if parent["schema"].get("type") == "nullable":
+                    parent["schema"] = parent["schema"]["schema"]
             return
         schema = schema.get("schema")
 
