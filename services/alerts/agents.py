@@ -75,6 +75,7 @@ def build_stream(
             [(event.key, event.value) for event in events],
             table,
             partitions=[event.message.partition for event in events],
+            offsets=[event.message.offset for event in events],
             write=out.write_entries,
         )
         await out.flush()  # the changelog records are acknowledged before the offsets

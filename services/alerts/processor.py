@@ -17,8 +17,11 @@ Exactly-once effect under at-least-once delivery (unchanged by batching):
 * the learners' detector states are written to the Faust table only *after* that transaction
   commits, and the batch's offsets are acknowledged only after the changelog records are. A
   crash in between redelivers the batch against the old states, which compute the same
-  signals, and the inbox drops them; a crash after the table write (changelog sent) but before
-  the offset commit finds the event ids in the states' ``seen`` lists and skips them;
+  signals, and the inbox drops them; updates the table already holds (a crash after the table
+  write but before the offset commit, which Faust only makes every few seconds: many batches
+  come back after ``kill -9``) are at or below the source offset kept in their learner's state
+  and are skipped as duplicates, however many there are (the ``seen`` ring of recent event ids
+  only covers updates whose offset is unknown);
 * a batch whose transaction fails for a non-retriable reason is applied again one update per
   transaction, so only the update that breaks is dead-lettered;
 * PostgreSQL away: the transaction is retried with back-off (the partition waits, nothing is
@@ -189,13 +192,15 @@ class Processor:
         table: MutableMapping[bytes, bytes],
         *,
         partitions: Sequence[int] | None = None,
+        offsets: Sequence[int] | None = None,
         write: WriteEntries | None = None,
     ) -> list[str]:
         """Handle records in order; returns each one's ``applied``, ``duplicate`` or
         ``deadletter``. States are read from ``table``; after the transaction the changed ones
         are written with ``write([(key, state), ...])`` (one call), or into ``table`` when not
         given. ``partitions`` (of the records, when known) advance the per-partition event
-        clocks the scanner's replay clock is made of."""
+        clocks the scanner's replay clock is made of; with ``offsets`` too, each state keeps
+        the position of its last update, and an update at or below it is a duplicate."""
         started = time.perf_counter()
         outcomes = ["deadletter"] * len(records)
         states: dict[bytes, LearnerState] = {}
@@ -214,11 +219,12 @@ class Processor:
             state = states.get(env.key)
             if state is None:
                 state = LearnerState.from_bytes(table.get(env.key))
-            if str(env.event_id) in state.seen:
+            partition = partitions[index] if partitions is not None else None
+            offset = offsets[index] if offsets is not None else None
+            if state.applied(partition, offset) or str(env.event_id) in state.seen:
                 states[env.key] = state
                 outcomes[index] = "duplicate"
                 continue
-            partition = partitions[index] if partitions is not None else None
             item = _Item(index, key, raw, env, update, partition=partition)
             try:
                 programme = update.programme or state.programme
@@ -229,6 +235,8 @@ class Processor:
             except Exception as exc:  # noqa: BLE001 - a bug or bad data must not stop the partition
                 await self._dead(key, raw, "processing_error", f"{type(exc).__name__}: {exc}")
                 continue
+            if partition is not None and offset is not None:
+                new_state.partition, new_state.offset = partition, offset
             states[env.key] = new_state
             last_index[env.key] = index
             items.append(item)

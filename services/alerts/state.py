@@ -3,6 +3,13 @@ and the signals the detectors emit. Pure data, no I/O.
 
 The state is keyed like the topic (``"<tenant>|<learner_key>"``), so the table is co-partitioned
 with ``progress.updates`` by construction; per-competency state lives inside the learner's value.
+
+A redelivered update is recognised by the source position kept in the learner's value (the
+partition and offset on ``progress.updates`` of the last update applied: a learner's updates are
+all on one partition, in order), however many were redelivered -- Faust commits offsets every
+few seconds, so a worker restarted after ``kill -9`` gets back far more than the ring of
+``SEEN_EVENTS`` recent event ids covers. The ring stays for updates whose position is unknown.
+Values written before the position was kept load without one (``None``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from shared.alert_events import AlertKind, Severity, Support
 
 RECENT_ATTEMPTS = 20  # the longest window any detector looks at
 TRAJECTORY_POINTS = 20
-SEEN_EVENTS = 64  # event ids remembered to skip a redelivered update
+SEEN_EVENTS = 64  # event ids remembered to skip a redelivered update (no source offset known)
 
 
 class Attempt(BaseModel):
@@ -56,6 +63,17 @@ class LearnerState(BaseModel):
     business_unit: str | None = None
     competencies: dict[str, CompetencyState] = Field(default_factory=dict)
     seen: list[str] = Field(default_factory=list)  # recent event ids, oldest first
+    #: partition and offset on the source topic of the last update applied (None: unknown,
+    #: e.g. a value written before they were kept)
+    partition: int | None = None
+    offset: int | None = None
+
+    def applied(self, partition: int | None, offset: int | None) -> bool:
+        """True when the update at ``partition``/``offset`` is already in this state (a
+        redelivery at or below the last offset applied on the same partition)."""
+        if partition is None or offset is None or self.offset is None:
+            return False
+        return partition == self.partition and offset <= self.offset
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
