@@ -21,6 +21,7 @@ and the exit code is 1; the others still run. ``--smoke`` passes each script its
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -32,6 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ".venv/bin/python"
@@ -253,6 +256,25 @@ def machine() -> dict[str, str]:
     }
 
 
+def database_durability(url: str) -> str:
+    """What a commit waits for on the benchmarked PostgreSQL (``make infra-up`` runs it with
+    fsync off, for test speed: commits then reach the OS, not the disk)."""
+
+    async def ask() -> str:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            fsync = await conn.fetchval("SHOW fsync")
+            sync = await conn.fetchval("SHOW synchronous_commit")
+        finally:
+            await conn.close()
+        return f"fsync={fsync}, synchronous_commit={sync}"
+
+    try:
+        return asyncio.run(ask())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"unknown ({type(exc).__name__})"
+
+
 def load() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -346,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         known = ", ".join(b.name for b in benches(args.assistments))
         ap.error(f"unknown benchmark in {args.only}; known: {known}")
     info, before, began = machine(), load(), now()
+    durability = database_durability(env["DATABASE_URL"])
     sections: list[str] = []
     ok = True
     for bench in selected:
@@ -367,8 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {info['cores']} cores ({info['cpu']}), {info['memory']} memory, {info['os']}, "
         f"Python {info['python']}. Run {began} to {now()}"
         f"{' (smoke: tiny counts, figures meaningless)' if args.smoke else ''}; load average "
-        f"(1, 5, 15 min) {before} before, {load()} after. Command: `make bench` "
-        f"(`{PYTHON} bench/run_all.py`)."
+        f"(1, 5, 15 min) {before} before, {load()} after. PostgreSQL: {durability} (the "
+        'figures of "archived" statements mean committed, not flushed to disk, when fsync is '
+        f"off). Command: `make bench` (`{PYTHON} bench/run_all.py`)."
     )
     document = "\n\n".join([HEADER.strip(), machine_text, *sections]) + "\n"
     args.output.write_text(document, encoding="utf-8")
