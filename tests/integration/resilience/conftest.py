@@ -15,7 +15,6 @@ import hashlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,26 +33,13 @@ from services.ingest.app import Ingest, open_ingest
 from services.ingest.auth import new_credential
 from services.ingest.config import IngestSettings
 from tests.integration.ingest.conftest import settings, start_ingest
+from tests.integration.ports import answers, free_port
 
 __all__ = ["settings", "start_ingest"]  # re-exported fixtures (poison tests)
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "deploy" / "local" / "infra.sh"
 SALT = "resilience-salt"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def pid_alive(pid: int) -> bool:
