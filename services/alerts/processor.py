@@ -50,7 +50,7 @@ from services.alerts.changes import Changes, Outcome
 from services.alerts.detectors import evaluate
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.rules import DetectorSettings, resolve
-from services.alerts.state import LearnerState, Signal
+from services.alerts.state import LearnerState, Signal, StateEncoder
 from shared.batching import DecodedValues
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.errors import PermanentError, is_retriable
@@ -167,6 +167,7 @@ class Processor:
         self._retry_max = retry_max
         # learner states decoded from (or encoded into) the table: reused while it holds them
         self._decoded = DecodedValues(LearnerState.from_bytes, decoded_max)
+        self._encoder = StateEncoder(decoded_max)
         # label lookups once, not per update
         self._applied = metrics.updates.labels("applied")
         self._duplicate = metrics.updates.labels("duplicate")
@@ -257,7 +258,8 @@ class Processor:
         table: MutableMapping[bytes, bytes],
         write: WriteEntries | None,
     ) -> None:
-        entries = [(key, state.to_bytes()) for key, state in states.items()]
+        encode = self._encoder.encode
+        entries = [(key, encode(key, state)) for key, state in states.items()]
         for key, value in entries:
             self._decoded.remember(key, value, states[key])
         if write is not None:
