@@ -1,6 +1,7 @@
 """Soak run: the whole pipeline fed at a steady rate for minutes; lag, memory and loss.
 
-    .venv/bin/python bench/bench_soak.py [--rate 200] [--minutes 5] [--sample-seconds 5]
+    .venv/bin/python bench/bench_soak.py [--rate 200] [--minutes 6] [--passes 3]
+                                           [--sample-seconds 5]
 
 Needs the local servers (``make infra-up``); loopback only, bounded (the feed stops after
 ``--minutes``, the drain after ``--limit`` seconds). ``ingest``, ``progress`` and ``alerts`` run
@@ -13,7 +14,15 @@ flight, so a feeder that falls behind sends bigger batches). Every ``--sample-se
   the broker: end offsets minus each Faust consumer group's committed offsets;
 * the resident memory (VmRSS in ``/proc/<pid>/status``) of each service process.
 
-Steady state starts after the warm-up (the first minute, or the first fifth of a shorter run).
+Memory is judged on a fixed population: the statements are ``--passes`` passes over one
+simulated cohort (sized so that a pass holds ``rate x minutes x 60 / passes`` statements); every
+pass after the first sends the same learners' statements again with new statement ids and
+timestamps moved on by the simulation's span, so after the first pass (the warm-up: every
+learner and competency state is created in it, and memory grows with that state by design, as
+the progress benchmark measures per learner x competency) no new state appears and the resident
+memory of a service without a leak stays flat. Steady state is every pass after the first (with
+``--passes 1``: after the first minute, or the first fifth of a shorter run); the first pass's
+RSS slope is reported next to it, as the growth of a growing population.
 Once the feed stops, the run waits until every stage passed every statement, then counts them:
 sent, accepted (ingest's counter), archived (rows in ingest's ``statements`` table), published
 (ingest's outbox relay), projected (progress projection), and progress updates published vs
@@ -35,7 +44,9 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +62,7 @@ from tools.demo.feed import post_statements, wait_for
 from tools.demo.pipeline import SERVICES, Pipeline, parse_metrics, read_metrics
 from tools.simulator.emit import Pace
 from tools.simulator.output import write_files
-from tools.simulator.simulate import Config, Simulation, simulate
+from tools.simulator.simulate import Config, Event, Simulation, simulate
 
 # Faust consumer groups (after the topic prefix) and the topic each consumes
 GROUPS = {
@@ -106,6 +117,26 @@ def simulation_for(count: int, seed: int, tenants: int) -> Simulation:
             sim.events = sim.events[:count]
             return sim
         learners = math.ceil(learners * count / max(1, len(sim.events)) * 1.1)
+
+
+def recycled(events: list[Event], passes: int) -> list[Event]:
+    """``events`` then ``passes - 1`` more passes over the same learners: each statement again
+    with a new id (a UUID derived from the original and the pass) and its timestamp (and event
+    time) moved on by the whole span of ``events`` plus a day per pass, so event time only
+    moves forward and no statement repeats."""
+    if passes <= 1 or not events:
+        return list(events)
+    span = events[-1].ms - events[0].ms + 86_400_000
+    out = list(events)
+    for k in range(1, passes):
+        shift = timedelta(milliseconds=k * span)
+        for e in events:
+            st = dict(e.statement)
+            st["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{st['id']}|pass{k}"))
+            stamp = datetime.fromisoformat(st["timestamp"]) + shift
+            st["timestamp"] = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            out.append(replace(e, ms=e.ms + k * span, statement=st))
+    return out
 
 
 async def sampler(
@@ -181,9 +212,10 @@ async def count_stages(pipeline: Pipeline, http: aiohttp.ClientSession) -> dict[
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    n = int(args.rate * args.minutes * 60)
-    sim = simulation_for(n, args.seed, args.tenants)
-    events = sim.events
+    per_pass = int(args.rate * args.minutes * 60) // args.passes
+    sim = simulation_for(per_pass, args.seed, args.tenants)
+    events = recycled(sim.events, args.passes)
+    n = len(events)
     pipeline = Pipeline(
         name="bench",
         ports={"ingest": 0, "progress": 0, "alerts": 0},
@@ -231,6 +263,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 feeding.clear()
                 fed = max(f.ended for f in feeds) - began
                 sent = sum(len(f.accepted_at) for f in feeds)
+                retried = sum(f.retried for f in feeds)
 
                 async def drained() -> bool:
                     counts = await count_stages(pipeline, http)
@@ -251,7 +284,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pipeline.stop()
         await pipeline.cleanup()
         shutil.rmtree(sim_dir, ignore_errors=True)
-    return summarize(args, n, soak, fed, drained_at, began, counts, sent)
+    result = summarize(args, n, soak, fed, drained_at, began, counts, sent)
+    result["learners"] = len({(e.tenant, e.learner) for e in sim.events})
+    result["retried_503"] = retried
+    return result
 
 
 def summarize(
@@ -264,8 +300,10 @@ def summarize(
     counts: dict[str, float],
     sent: int,
 ) -> dict[str, Any]:
-    warmup = min(60.0, fed / 5)
+    # the first pass creates the population's state; with one pass, the first minute
+    warmup = fed / args.passes if args.passes > 1 else min(60.0, fed / 5)
     steady = [s for s in soak.samples if s.feeding and s.t >= warmup]
+    growing = [s for s in soak.samples if s.feeding and s.t < warmup]
     after = [s for s in soak.samples if not s.feeding]
     services: dict[str, Any] = {}
     for service in GROUPS:
@@ -286,6 +324,9 @@ def summarize(
         start = points[0][1] if points else float("nan")
         slope = slope_per_minute(points)
         services.setdefault(service, {}).update(
+            rss_slope_first_pass_mib_per_min=round(
+                slope_per_minute([(s.t, s.rss[service]) for s in growing]), 2
+            ),
             rss_start_mib=round(start, 1),
             rss_end_mib=round(points[-1][1], 1) if points else float("nan"),
             rss_slope_mib_per_min=round(slope, 2),
@@ -308,6 +349,7 @@ def summarize(
         "rate": args.rate,
         "limit": args.limit,
         "minutes": args.minutes,
+        "passes": args.passes,
         "statements": n,
         "sent": sent,
         "fed_seconds": round(fed, 1),
@@ -340,20 +382,23 @@ def markdown(r: dict[str, Any], command: str) -> str:
         (
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {r['sent']:,} statements "
             f"at {r['rate']:g}/s asked, {r['achieved_per_s']:,.1f}/s achieved over "
-            f"{r['fed_seconds']:.0f} s; "
+            f"{r['fed_seconds']:.0f} s, {r['passes']} passes over {r['learners']} learners "
+            f"({r['retried_503']} requests answered 503 and retried); "
             + (
                 f"drained {r['drain_seconds']} s after the feed stopped. "
                 if r["drained"]
                 else f"**not drained** {r['limit']:.0f} s after the feed stopped. "
             )
-            + f"Steady state from {r['warmup_seconds']:.0f} s ({r['steady_samples']} samples)."
+            + f"Steady state from {r['warmup_seconds']:.0f} s ({r['steady_samples']} samples"
+            + (", every pass after the first)." if r["passes"] > 1 else ").")
         ),
         "",
         (
             "| service | consumer lag max (steady) | lag slope /min | lag at end of feed | "
-            "lag after drain | RSS start MiB | RSS end MiB | RSS slope MiB/min |"
+            "lag after drain | RSS slope MiB/min, first pass (state created) | "
+            "RSS start MiB | RSS end MiB | RSS slope MiB/min |"
         ),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for service in SERVICES:
         s = r["services"][service]
@@ -368,7 +413,8 @@ def markdown(r: dict[str, Any], command: str) -> str:
             else ("-", "-", "-", "-")
         )
         lines.append(
-            f"| {service} | {lag[0]} | {lag[1]} | {lag[2]} | {lag[3]} | {s['rss_start_mib']:.1f} | "
+            f"| {service} | {lag[0]} | {lag[1]} | {lag[2]} | {lag[3]} | "
+            f"{s['rss_slope_first_pass_mib_per_min']:+.2f} | {s['rss_start_mib']:.1f} | "
             f"{s['rss_end_mib']:.1f} | {s['rss_slope_mib_per_min']:+.2f} |"
         )
     gap = "lost" if r["drained"] else "not there yet (pending)"
@@ -390,8 +436,11 @@ def markdown(r: dict[str, Any], command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200.0, help="statements/s")
-    parser.add_argument("--minutes", type=float, default=5.0, help="how long to feed")
+    parser.add_argument("--minutes", type=float, default=6.0, help="how long to feed")
     parser.add_argument("--sample-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--passes", type=int, default=3, help="passes over one cohort (the first is the warm-up)"
+    )
     parser.add_argument("--tenants", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--limit", type=float, default=600, help="longest drain wait, s")

@@ -13,7 +13,8 @@ only then acknowledge its events (at-least-once; every effect is idempotent).
 * :class:`Batcher`: the batch life cycle (seal on size or on a timer, one flush in flight, in
   order, acknowledgement after the flush) for a worker whose whole work is done on the sealed
   batch;
-* :func:`consume_in_batches`: the body of a thin agent feeding any such pipeline.
+* :func:`consume_in_batches`: the body of a thin agent feeding any such pipeline;
+* :class:`DecodedValues`: table values decoded once, reused while the table holds them.
 """
 
 from __future__ import annotations
@@ -22,13 +23,51 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 #: acknowledges one event of a ``stream.noack()`` stream (Faust commits up to it)
 Ack = Callable[[Any], Awaitable[Any]]
+V = TypeVar("V")
+
+
+class DecodedValues(Generic[V]):
+    """Table values decoded (or encoded) by this worker, by key, each with the exact bytes
+    object it belongs to: :meth:`get` decodes again unless the table still holds that very
+    object (a recovery, a rebalance or any other writer puts other objects there). A worker
+    reads each learner's entry once per batch and wrote it at the end of the previous one, so
+    most reads skip the decoding. The values must never be changed in place (the workers'
+    states are copied on write). Bounded: the least recently stored entry goes first."""
+
+    def __init__(self, decode: Callable[[bytes | None], V], max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self._decode = decode
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[bytes, V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes, raw: bytes | None) -> V:
+        """The value of ``raw``, the table's current value for ``key``."""
+        hit = self._entries.get(key)
+        if hit is not None and raw is not None and hit[0] is raw:
+            return hit[1]
+        value = self._decode(raw)
+        if raw is not None:
+            self.remember(key, raw, value)
+        return value
+
+    def remember(self, key: bytes, raw: bytes, value: V) -> None:
+        """``raw`` (about to be written for ``key``) encodes ``value``."""
+        entries = self._entries
+        entries.pop(key, None)  # re-inserted last: the oldest entries go first
+        if len(entries) >= self._max:
+            del entries[next(iter(entries))]
+        entries[key] = (raw, value)
 
 
 class CachingPartitioner:

@@ -50,7 +50,8 @@ from services.alerts.changes import Changes, Outcome
 from services.alerts.detectors import evaluate
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.rules import DetectorSettings, resolve
-from services.alerts.state import LearnerState, Signal
+from services.alerts.state import LearnerState, Signal, StateEncoder
+from shared.batching import DecodedValues
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.errors import PermanentError, is_retriable
 from shared.events import ProgressUpdate
@@ -156,6 +157,7 @@ class Processor:
         deadletter: DeadLetter,
         *,
         retry_max: float = 10.0,
+        decoded_max: int = 1024,  # ~30 KB of JSON each with 6 competencies when decoded again
     ) -> None:
         self._pool = pool
         self._changes = changes
@@ -163,6 +165,9 @@ class Processor:
         self._metrics = metrics
         self._deadletter = deadletter
         self._retry_max = retry_max
+        # learner states decoded from (or encoded into) the table: reused while it holds them
+        self._decoded = DecodedValues(LearnerState.from_bytes, decoded_max)
+        self._encoder = StateEncoder(decoded_max)
         # label lookups once, not per update
         self._applied = metrics.updates.labels("applied")
         self._duplicate = metrics.updates.labels("duplicate")
@@ -218,7 +223,7 @@ class Processor:
                 continue
             state = states.get(env.key)
             if state is None:
-                state = LearnerState.from_bytes(table.get(env.key))
+                state = self._decoded.get(env.key, table.get(env.key))
             partition = partitions[index] if partitions is not None else None
             offset = offsets[index] if offsets is not None else None
             if state.applied(partition, offset) or str(env.event_id) in state.seen:
@@ -243,14 +248,25 @@ class Processor:
         applied = await self._apply_all(items)
         for item in items:
             outcomes[item.index] = applied.get(item.index, "deadletter")
-        entries = [(state_key, states[state_key].to_bytes()) for state_key in last_index]
+        await self._write_states({k: states[k] for k in last_index}, table, write)
+        self._count(outcomes, time.perf_counter() - started)
+        return outcomes
+
+    async def _write_states(
+        self,
+        states: dict[bytes, LearnerState],
+        table: MutableMapping[bytes, bytes],
+        write: WriteEntries | None,
+    ) -> None:
+        encode = self._encoder.encode
+        entries = [(key, encode(key, state)) for key, state in states.items()]
+        for key, value in entries:
+            self._decoded.remember(key, value, states[key])
         if write is not None:
             await write(entries)
         else:
-            for state_key, value in entries:
-                table[state_key] = value
-        self._count(outcomes, time.perf_counter() - started)
-        return outcomes
+            for key, value in entries:
+                table[key] = value
 
     def _count(self, outcomes: list[str], elapsed: float) -> None:
         for outcome in outcomes:  # dead letters were counted when sent

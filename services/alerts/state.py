@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.alert_events import AlertKind, Severity, Support
@@ -81,6 +82,36 @@ class LearnerState(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes | None) -> LearnerState:
         return cls() if raw is None else cls.model_validate_json(raw)
+
+
+class StateEncoder:
+    """:meth:`LearnerState.to_bytes`, with each competency's JSON reused while the learner's
+    state holds the same competency object: the detectors copy on write (a new state shares
+    every competency the update did not touch), so a learner's value is mostly the JSON of the
+    last batch. Per learner key, bounded (the least recently written learner goes first)."""
+
+    def __init__(self, max_learners: int) -> None:
+        if max_learners < 1:
+            raise ValueError("max_learners must be positive")
+        self._max = max_learners
+        self._parts: dict[bytes, dict[str, tuple[CompetencyState, bytes]]] = {}
+
+    def encode(self, key: bytes, state: LearnerState) -> bytes:
+        parts = self._parts.pop(key, None)  # re-inserted last: the oldest learners go first
+        if parts is None:
+            if len(self._parts) >= self._max:
+                del self._parts[next(iter(self._parts))]
+            parts = {}
+        fresh: dict[str, tuple[CompetencyState, bytes]] = {}
+        for cid, comp in state.competencies.items():
+            hit = parts.get(cid)
+            if hit is None or hit[0] is not comp:
+                hit = (comp, orjson.dumps(cid) + b":" + comp.model_dump_json().encode())
+            fresh[cid] = hit
+        self._parts[key] = fresh
+        head = state.model_dump_json(exclude={"competencies"}).encode()
+        body = b",".join(part for _, part in fresh.values())
+        return head[:-1] + b',"competencies":{' + body + b"}}"
 
 
 class Signal(BaseModel):

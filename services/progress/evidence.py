@@ -170,7 +170,7 @@ def _cached_duration(text: Any) -> float | None:
         value: float | None = parse_duration(text)
     except ValueError:
         value = None
-    if len(_DURATIONS) >= 10_000:
+    if len(_DURATIONS) >= 2_048:
         _DURATIONS.clear()
     _DURATIONS[text] = value
     return value

@@ -94,8 +94,12 @@ _TIME = re.compile(
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 # checked learners ((tenant, learner_key) -> message key) and parsed times; each emptied when
-# full (a bound, not an eviction policy: a miss only costs the check again)
+# full (a bound, not an eviction policy: a miss only costs the check again). Times repeat
+# only within an ingest batch (its ``recorded_at``; event times are all different), so their
+# cache is small: a large one only held every event's time until it was emptied (memory that
+# grew for minutes in the soak run for no hits)
 _CACHE_MAX: Final = 100_000
+_TIMES_MAX: Final = 1_024
 _KEYS: dict[tuple[str, str], bytes] = {}
 _TIMES: dict[str, datetime] = {}
 
@@ -111,7 +115,7 @@ def _utc(text: Any) -> datetime | None:
             value = datetime.fromisoformat(text).astimezone(UTC)
         except ValueError:
             return None
-        if len(_TIMES) >= _CACHE_MAX:
+        if len(_TIMES) >= _TIMES_MAX:
             _TIMES.clear()
         _TIMES[text] = value
     return value
@@ -508,11 +512,7 @@ class Processor:
             }
             pairs.append((cid, payload))
         if not duplicate:
-            record = record.remember(env.event_id, when, self.recent_ids)
-            record = LearnerRecord(
-                record.events, record.first_event_at, record.last_event_at, record.recent, comps,
-                record.offset,
-            )  # fmt: skip
+            record = record.remember(env.event_id, when, self.recent_ids).with_competencies(comps)
         return self._outcome(env, record, duplicate, kind, pairs, touched, version)
 
     def _outcome(  # noqa: PLR0917 - private, called positionally from three places

@@ -38,6 +38,7 @@ from services.progress.handlers import EnvelopeView, Processor, parse_statement_
 from services.progress.metrics import ProgressMetrics
 from services.progress.projection import Projector
 from services.progress.state import LearnerRecord, decode, encode
+from shared.batching import DecodedValues
 from shared.envelope import STATEMENT_V1
 from shared.errors import PermanentError, is_retriable
 
@@ -120,11 +121,8 @@ class Pipeline:
         # projection is committed and its updates acknowledged (read through ``record_of``)
         self._sealed: dict[bytes, LearnerRecord] = {}
         self._lock = asyncio.Lock()
-        # learner records decoded from (or encoded into) the table, by key, with the exact
-        # value object they belong to: a hit only when the table still holds that object
-        # (a recovery, a rebalance or any other writer puts other objects there)
-        self._decoded: dict[bytes, tuple[bytes, LearnerRecord]] = {}
-        self._decoded_max = decoded_max
+        # learner records decoded from (or encoded into) the table
+        self._decoded = DecodedValues(decode, decoded_max)
         self.ack: Callable[[Any], Awaitable[Any]] | None = None
 
     def record_of(self, key: bytes) -> LearnerRecord:
@@ -133,21 +131,7 @@ class Pipeline:
             pending = self._sealed.get(key)
         if pending is not None:
             return pending
-        raw = self._table.get(key)
-        hit = self._decoded.get(key)
-        if hit is not None and raw is not None and hit[0] is raw:
-            return hit[1]
-        record = decode(raw)
-        if raw is not None:
-            self._remember(key, raw, record)
-        return record
-
-    def _remember(self, key: bytes, raw: bytes, record: LearnerRecord) -> None:
-        decoded = self._decoded
-        decoded.pop(key, None)  # re-inserted last: the oldest entries go first
-        if len(decoded) >= self._decoded_max:
-            del decoded[next(iter(decoded))]
-        decoded[key] = (raw, record)
+        return self._decoded.get(key, self._table.get(key))
 
     async def on_event(self, event: Any) -> None:
         async with self._lock:
@@ -223,7 +207,7 @@ class Pipeline:
         for key, record in batch.pending.items():
             raw = encode(record)
             entries.append((key, raw))
-            self._remember(key, raw, record)
+            self._decoded.remember(key, raw, record)
         await self._write_entries(entries)
         if self._sealed is batch.pending:
             self._sealed = {}  # the table holds them now

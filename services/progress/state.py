@@ -69,6 +69,14 @@ class LearnerRecord:
     #: on one partition, in order): a redelivered one is at or below it, however many statements
     #: were redelivered (the ring only covers the last ``recent_ids``). -1: none.
     offset: int = -1
+    #: the packed bytes of each competency's state, by competency id, with the state they were
+    #: packed from: the entry is written once per batch with every competency, of which an event
+    #: changes one, so the others are reused. Shared (it is a cache, not state) by the records
+    #: that follow from this one, so a superseded state is replaced here and freed: the cache
+    #: holds one entry per live competency state, never old versions.
+    packed: dict[str, tuple[CompetencyState, bytes]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def seen(self, event_id: uuid.UUID) -> bool:
         return event_id.bytes in self.recent
@@ -76,7 +84,7 @@ class LearnerRecord:
     def at_offset(self, offset: int) -> LearnerRecord:
         return LearnerRecord(
             self.events, self.first_event_at, self.last_event_at, self.recent,
-            self.competencies, offset,
+            self.competencies, offset, self.packed,
         )  # fmt: skip
 
     def remember(self, event_id: uuid.UUID, at: datetime, keep: int) -> LearnerRecord:
@@ -84,13 +92,15 @@ class LearnerRecord:
         first = at if self.first_event_at is None else min(self.first_event_at, at)
         last = at if self.last_event_at is None else max(self.last_event_at, at)
         # built directly: ``dataclasses.replace`` costs more than the rest of this method
-        return LearnerRecord(self.events + 1, first, last, recent, self.competencies, self.offset)
+        return LearnerRecord(
+            self.events + 1, first, last, recent, self.competencies, self.offset, self.packed
+        )
 
-
-#: packed competency entries by ``id`` of their (immutable) state, which each entry holds so the
-#: id cannot be reused while it is here; emptied when full (a miss only costs the packing)
-_PACKED: dict[int, tuple[CompetencyState, str, bytes]] = {}
-_PACKED_MAX: Final = 100_000
+    def with_competencies(self, competencies: dict[str, CompetencyState]) -> LearnerRecord:
+        return LearnerRecord(
+            self.events, self.first_event_at, self.last_event_at, self.recent, competencies,
+            self.offset, self.packed,
+        )  # fmt: skip
 
 
 def _pack(cid: str, c: CompetencyState) -> bytes:
@@ -131,16 +141,16 @@ def encode(record: LearnerRecord) -> bytes:
         _OFFSET.pack(record.offset),
         *record.recent,
     ]
-    packed = _PACKED
+    packed = record.packed
     for cid, c in record.competencies.items():
-        # a learner's entry is written once per batch with every competency, of which an
-        # event changes one: the others are the same (immutable) objects as last time
-        hit = packed.get(id(c))
-        if hit is None or hit[0] is not c or hit[1] != cid:
-            if len(packed) >= _PACKED_MAX:
-                packed.clear()
-            hit = packed[id(c)] = (c, cid, _pack(cid, c))
-        parts.append(hit[2])
+        # the others are the same (immutable) objects as when last packed
+        hit = packed.get(cid)
+        if hit is None or hit[0] is not c:
+            hit = packed[cid] = (c, _pack(cid, c))
+        parts.append(hit[1])
+    if len(packed) > len(record.competencies):  # a competency no longer held: forget it
+        for cid in packed.keys() - record.competencies.keys():
+            del packed[cid]
     return b"".join(parts)
 
 
@@ -158,7 +168,9 @@ def decode(raw: bytes | None) -> LearnerRecord:
     recent = tuple(raw[pos + 16 * i : pos + 16 * (i + 1)] for i in range(n_ids))
     pos += 16 * n_ids
     comps: dict[str, CompetencyState] = {}
+    packed: dict[str, tuple[CompetencyState, bytes]] = {}
     for _ in range(n_comps):
+        start = pos
         size = raw[pos]
         cid = raw[pos + 1 : pos + 1 + size].decode()
         pos += 1 + size
@@ -180,5 +192,6 @@ def decode(raw: bytes | None) -> LearnerRecord:
             if kind == _BKT
             else EloState(ability=value, **common)
         )
-        comps[cid] = CompetencyState(model, hints, _dt(first_at), _dt(mastered))
-    return LearnerRecord(events, _dt(first), _dt(last), recent, comps, offset)
+        c = comps[cid] = CompetencyState(model, hints, _dt(first_at), _dt(mastered))
+        packed[cid] = (c, raw[start:pos])  # exactly what :func:`_pack` gives for it
+    return LearnerRecord(events, _dt(first), _dt(last), recent, comps, offset, packed)

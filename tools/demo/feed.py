@@ -23,6 +23,8 @@ from shared.kafka import kafka_consumer
 from tools.simulator.emit import XAPI_VERSION_HEADER, Pace, batches, encode_batch
 from tools.simulator.simulate import Event
 
+RETRIES = 10  # 503s in a row before a benchmark gives up
+
 
 @dataclass
 class Posted:
@@ -30,6 +32,7 @@ class Posted:
     ended: float = 0.0  # monotonic, last POST answered
     accepted_at: dict[str, float] = field(default_factory=dict)  # statement id -> monotonic
     requests: int = 0
+    retried: int = 0  # requests answered 503 (retriable) and sent again after Retry-After
 
 
 async def post_statements(
@@ -39,7 +42,9 @@ async def post_statements(
     batch_size: int = 250,
     pace: Pace | None = None,
 ) -> Posted:
-    """POST every statement; a refusal raises (a benchmark must not silently lose load)."""
+    """POST every statement; a refusal raises (a benchmark must not silently lose load). A 503
+    (ingest's retriable answer: a dependency away or slow) is retried after its ``Retry-After``,
+    as an LMS would, at most ``RETRIES`` times in a row, and counted in ``retried``."""
     posted = Posted()
     auth = {
         tenant: "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
@@ -54,10 +59,17 @@ async def post_statements(
                 "Content-Type": "application/json",
                 "Authorization": auth[batch[0].tenant],
             }
-            async with http.post(url, data=encode_batch(batch), headers=headers) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"POST answered {resp.status}: {body[:500]!r}")
+            body = encode_batch(batch)
+            for attempt in range(RETRIES + 1):
+                async with http.post(url, data=body, headers=headers) as resp:
+                    answer = await resp.read()
+                    if resp.status == 200:
+                        break
+                    if resp.status != 503 or attempt == RETRIES:
+                        raise RuntimeError(f"POST answered {resp.status}: {answer[:500]!r}")
+                    wait = float(resp.headers.get("Retry-After", "1"))
+                posted.retried += 1
+                await asyncio.sleep(wait)
             now = time.monotonic()
             posted.requests += 1
             for event in batch:

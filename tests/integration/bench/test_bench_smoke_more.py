@@ -92,12 +92,26 @@ def test_run_all_writes_the_benchmarks_file(env: dict[str, str], tmp_path: Path)
     assert "## xAPI validation (`shared.xapi`)" in text
     assert "ratio (strict time / baseline time)" in text
     assert "**SKIPPED**: the ASSISTments data was not found" in text
+    # --update replaces only the selected sections: the other keeps what it had
+    marked = text.replace("ratio (strict time / baseline time)", "ratio MARKER", 1)
+    target.write_text(marked, encoding="utf-8")
+    run(
+        "bench/run_all.py", "--smoke", "--update", "--only", "bench_mastery_accuracy",
+        "--assistments", str(tmp_path / "gone"), "--output", str(target), env=env,
+    )  # fmt: skip
+    again = target.read_text(encoding="utf-8")
+    assert "ratio MARKER" in again
+    assert again.count("## Mastery model accuracy") == again.count("## xAPI validation") == 1
+    assert f"found in `{tmp_path / 'gone'}`" in again
+    assert "Re-run on their own: bench_mastery_accuracy" in again
+    assert again.index("## xAPI validation") < again.index("## Mastery model accuracy")
 
 
 def test_soak_bench_runs(env: dict[str, str]) -> None:
     out = run("bench/bench_soak.py", "--smoke", env=env)
     result = orjson.loads(out.strip().splitlines()[-1])
     assert result["sent"] == result["statements"] == 1200
+    assert result["passes"] == 3  # the same learners three times, new ids (all archived below)
     assert result["drained"] is True
     assert result["loss"] == 0
     assert result["verdict"]["nothing_lost"] is True

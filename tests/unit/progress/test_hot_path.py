@@ -5,6 +5,7 @@ and the cache of decoded learner records."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from services.progress.handlers import (
 )
 from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import ACCEPTED, Pipeline
-from services.progress.state import LearnerRecord, encode
+from services.progress.state import LearnerRecord, decode, encode
 from shared.batching import CachingPartitioner
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.errors import InvalidMessageError, UnknownSchemaError
@@ -239,3 +240,38 @@ def test_decoded_records_are_reused_only_for_the_same_table_value() -> None:
         table[other] = encode(record)
         assert pipeline.record_of(other) == record
     assert len(pipeline._decoded) == 2
+
+
+def test_packed_cache_holds_only_live_states_and_matches_a_cold_encoding() -> None:
+    """Each learner record caches the packed bytes of its competencies (an entry is written with
+    every competency, an event changes one): the cache must give the bytes a fresh packing gives,
+    and hold one entry per live competency state -- a superseded state is replaced, not kept
+    (a process-wide cache keyed by object ids kept old versions: memory grew with every event)."""
+    sim = simulate(Config(seed=5, learners=8, days=6))
+    registry = FrameworkRegistry(SALT)
+    registry.replace_all([framework_of(sim.academy, t) for t in sim.academy.tenants])
+    proc = Processor(registry, 8)
+    records: dict[bytes, LearnerRecord] = {}
+    for i, event in enumerate(sim.events):
+        stmt = parse_statement(event.statement, version=XapiVersion.V1_0_3)
+        p = prepare(
+            stmt,
+            tenant=event.tenant,
+            version=XapiVersion.V1_0_3,
+            stored=T0 + timedelta(seconds=i),
+            authority=authority_for(event.tenant, "lms1"),
+            salt=SALT,
+        )
+        env = parse_statement_envelope(p.envelope, ACCEPTED)
+        assert isinstance(env, StatementEnvelope)
+        record = proc.process(env, records.get(p.key, LearnerRecord())).record
+        raw = encode(record)
+        assert raw == encode(replace(record, packed={}))
+        assert record.packed.keys() == record.competencies.keys()
+        assert all(record.packed[cid][0] is c for cid, c in record.competencies.items())
+        if i % 5 == 0:  # as after a table read: the decoded record's cache is the raw slices
+            record = decode(raw)
+            assert {cid: c for cid, (c, _) in record.packed.items()} == record.competencies
+            assert encode(record) == raw == encode(replace(record, packed={}))
+        records[p.key] = record
+    assert sum(len(r.competencies) for r in records.values()) > 20  # the test saw real state

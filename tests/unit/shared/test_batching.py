@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.batching import Batcher, CachingPartitioner, consume_in_batches
+from shared.batching import Batcher, CachingPartitioner, DecodedValues, consume_in_batches
 
 
 class Recorder:
@@ -170,3 +170,34 @@ def test_the_caching_partitioner_is_the_default_partitioner() -> None:
     for n in range(20):
         key = f"acme|{n:032x}".encode()
         assert cached(key, partitions, partitions) == default(key, partitions, partitions)
+
+
+def test_decoded_values_decode_again_unless_the_table_holds_the_same_object() -> None:
+    decoded: list[bytes | None] = []
+
+    def decode(raw: bytes | None) -> str:
+        decoded.append(raw)
+        return "empty" if raw is None else raw.decode()
+
+    values = DecodedValues(decode, max_entries=2)
+    assert values.get(b"k", None) == "empty"  # nothing stored: nothing remembered
+    assert len(values) == 0
+    first = b"one"
+    assert values.get(b"k", first) == "one"
+    assert values.get(b"k", first) == "one"
+    assert decoded == [None, b"one"]  # the second read reused the first decoding
+    equal = bytes(bytearray(b"one"))  # same bytes, another object (another writer)
+    assert equal is not first
+    assert values.get(b"k", equal) == "one"
+    assert decoded == [None, b"one", b"one"]
+    written = b"two"
+    values.remember(b"k", written, "two (as written)")
+    assert values.get(b"k", written) == "two (as written)"  # what this worker encoded
+    assert len(decoded) == 3
+    values.get(b"a", b"a")
+    values.get(b"b", b"b")  # bounded: the least recently stored entry ("k") went
+    assert len(values) == 2
+    values.get(b"k", written)
+    assert decoded[-1] == b"two"
+    with pytest.raises(ValueError, match="positive"):
+        DecodedValues(decode, max_entries=0)
