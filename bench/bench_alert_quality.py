@@ -13,7 +13,10 @@ the services' salt) and competency:
 
 * wheel-spinning alerts vs true stalls: precision and recall over learner x competency pairs,
   detection delay in event time (alert ``first_seen_at`` - the stall's 10th unknown attempt;
-  negative = flagged before the truth called it a stall) and in attempts on that competency;
+  negative = flagged before the truth called it a stall) and in attempts on that competency.
+  A stall is matched to the first alert on its pair that was still open when the stall's run
+  of unknown attempts began (an alert resolved before then was about something else: it does
+  not count as detecting the stall, nor does its time count as the delay);
 * baseline in the same run: the classic Beck & Gong (2013) rule -- wheel-spinning when 10
   attempts pass without 3 correct in a row -- computed offline on the same statements;
 * false alarms: share of learners of each archetype with an alert of each kind;
@@ -76,6 +79,7 @@ class Truth:
     archetype: dict[str, str]  # learner key -> archetype
     stalls: dict[Pair, datetime]  # first true stall per pair
     stall_index: dict[Pair, int]  # its attempt number on that competency (1-based)
+    stall_start: dict[Pair, datetime]  # the first of its 10 unknown attempts
     attempts: dict[Pair, list[tuple[datetime, bool]]]  # every attempt: (time, correct)
     dropouts: dict[str, datetime]
 
@@ -87,7 +91,7 @@ def read_truth(sim: Simulation, truth_path: Path, salt: str) -> Truth:
         if isinstance(result, dict) and "success" in result:
             correct[str(event.statement["id"])] = bool(result["success"])
     keys: dict[str, str] = {}
-    truth = Truth({}, {}, {}, defaultdict(list), {})
+    truth = Truth({}, {}, {}, {}, defaultdict(list), {})
     stall_ids: dict[Pair, str] = {}
     index_of: dict[str, int] = {}
     with truth_path.open("rb") as fh:
@@ -112,7 +116,8 @@ def read_truth(sim: Simulation, truth_path: Path, salt: str) -> Truth:
                 case "dropout":
                     truth.dropouts.setdefault(keys[ref], ts(rec["timestamp"]))
     for pair, sid in stall_ids.items():
-        truth.stall_index[pair] = index_of.get(sid, 10)
+        index = truth.stall_index[pair] = index_of.get(sid, 10)
+        truth.stall_start[pair] = truth.attempts[pair][max(0, index - 10)][0]
     return truth
 
 
@@ -139,12 +144,39 @@ def attempt_number(seq: list[tuple[datetime, bool]], at: datetime) -> int:
     return bisect.bisect_right([t for t, _ in seq], at)
 
 
+def match_wheel(
+    wheel: dict[Pair, tuple[datetime, int]],
+    stale: set[Pair],
+    pair: Pair,
+    first: datetime,
+    resolved: datetime | None,
+    truth: Truth,
+) -> None:
+    """Take one wheel-spinning alert row (rows in ``first_seen_at`` order) into ``wheel``: per
+    pair the first alert still open when the pair's stall began (``stale``: none was yet)."""
+    if pair in wheel and pair not in stale:
+        return
+    start = truth.stall_start.get(pair)
+    late = start is not None and resolved is not None and resolved < start
+    if pair in wheel and late:
+        return
+    wheel[pair] = (first, attempt_number(truth.attempts.get(pair, []), first))
+    if late:
+        stale.add(pair)
+    else:
+        stale.discard(pair)
+
+
 def ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
 
-def detection(flagged: dict[Pair, tuple[datetime, int]], truth: Truth) -> dict[str, Any]:
-    hits = [p for p in flagged if p in truth.stalls]
+def detection(
+    flagged: dict[Pair, tuple[datetime, int]], truth: Truth, stale: frozenset[Pair] = frozenset()
+) -> dict[str, Any]:
+    """``flagged``: (time, attempt number) of the alert matched per pair; ``stale``: flagged
+    pairs whose alerts were all resolved before their stall began (flagged, not a hit)."""
+    hits = [p for p in flagged if p in truth.stalls and p not in stale]
     delays_h = [(flagged[p][0] - truth.stalls[p]).total_seconds() / 3600 for p in hits]
     delays_n = [flagged[p][1] - truth.stall_index[p] for p in hits]
     return {
@@ -224,7 +256,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
             conn = await asyncpg.connect(pipeline.dsn)
             try:
                 rows = await conn.fetch(
-                    f"SELECT learner_key, kind, competency, first_seen_at, evidence "
+                    f"SELECT learner_key, kind, competency, first_seen_at, resolved_at, evidence "
                     f'FROM "{pipeline.schemas["alerts"]}".alerts ORDER BY first_seen_at'
                 )
             finally:
@@ -239,8 +271,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
     out["wall_seconds"] = round(time.monotonic() - began, 1)
     out["alerts_by_kind"] = dict(metrics.raised)
 
-    # wheel-spinning: first alert per pair
+    # wheel-spinning: per pair, the alert open when its stall began (else the first)
     wheel: dict[Pair, tuple[datetime, int]] = {}
+    stale: set[Pair] = set()
     by_kind: dict[str, set[str]] = defaultdict(set)
     first_inactive: dict[str, datetime] = {}
     for row in rows:
@@ -251,12 +284,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
             row["first_seen_at"],
         )
         by_kind[kind].add(lk)
-        if kind == "wheel_spinning" and (lk, comp) not in wheel:
-            seq = truth.attempts.get((lk, comp), [])
-            wheel[(lk, comp)] = (first, attempt_number(seq, first))
+        if kind == "wheel_spinning":
+            match_wheel(wheel, stale, (lk, comp), first, row["resolved_at"], truth)
         if kind == "inactivity":
             first_inactive.setdefault(lk, first)
-    out["wheel_pipeline"] = detection(wheel, truth)
+    out["wheel_pipeline"] = detection(wheel, truth, frozenset(stale))
     out["wheel_baseline"] = detection(beck_gong(truth.attempts), truth)
     out["true_stalls"] = len(truth.stalls)
 

@@ -40,34 +40,73 @@ def _ids(attempts: list[Attempt]) -> list[str]:
     return [a.statement_id for a in attempts[-EVIDENCE_IDS:]]
 
 
+def evidential(attempt: Attempt, rule: WheelRule) -> bool:
+    """Whether ``attempt`` says anything about what the learner knows: not when it came after
+    ``bottom_out_hints`` hints or more (the answer was shown) or quicker than
+    ``min_answer_s`` (not read: a guess)."""
+    if attempt.hints >= rule.bottom_out_hints:
+        return False
+    return attempt.duration_s is None or attempt.duration_s >= rule.min_answer_s
+
+
+def attempts_since_mastery(comp: CompetencyState, rule: WheelRule) -> list[Attempt]:
+    """The attempts made since the learner last showed mastery -- ``correct_in_a_row``
+    evidential correct answers in a row; attempts that are not evidence neither extend nor
+    break a streak -- oldest first, within the ``RECENT_ATTEMPTS`` kept."""
+    since: list[Attempt] = []
+    streak = 0
+    for attempt in comp.recent:
+        since.append(attempt)
+        if not evidential(attempt, rule):
+            continue
+        streak = streak + 1 if attempt.correct else 0
+        if streak >= rule.correct_in_a_row:
+            since, streak = [], 0
+    return since
+
+
 def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> Verdict:
-    if comp.mastered:
+    """Attempts without mastery (see :mod:`services.alerts.rules` for the rule, its defaults
+    and how they were tuned): the classic rule when ``max_attempts`` passed, earlier when the
+    answers since the last mastery were mostly wrong; held until mastery is shown."""
+    since = attempts_since_mastery(comp, rule)
+    if not since:  # mastery shown by the latest answers
         return False, "medium", {}
-    recent = comp.recent[-rule.max_attempts :]
+    # attempts before the window kept count too when no mastery was seen in the window
+    run = len(since) + (comp.attempts - len(comp.recent) if len(since) == len(comp.recent) else 0)
+    answers = [a.correct for a in since if evidential(a, rule)]
+    wrong = answers.count(False)
+    recent_right = sum(answers[-rule.recent_window :])
+    current = next((a.mastery for a in reversed(comp.recent) if a.mastery is not None), None)
     evidence: dict[str, Any] = {
-        "attempts": comp.attempts,
-        "correct": sum(a.correct for a in comp.recent),
-        "statement_ids": _ids(recent),
+        "attempts_without_mastery": run,
+        "wrong": wrong,
+        "not_evidence": len(since) - len(answers),
+        "correct": sum(answers),
+        "statement_ids": _ids(since),
         "mastery_trajectory": _trajectory(comp),
     }
-    current = next((a.mastery for a in reversed(comp.recent) if a.mastery is not None), None)
-    if comp.attempts >= rule.max_attempts and (current is None or current < rule.max_mastery):
+    if current is not None:
+        evidence["mastery"] = round(current, 4)
+    struggling = recent_right <= rule.recent_max_correct
+    if run >= rule.max_attempts and struggling and (current is None or current < rule.max_mastery):
         evidence["rule"] = f"no {rule.correct_in_a_row} correct in a row in {rule.max_attempts}"
         return True, "high", evidence
-    window = [a for a in comp.recent if a.mastery is not None][-rule.slope_window :]
-    if rule.early_enabled and comp.attempts >= rule.early_min_attempts and len(window) >= 2:
+    if rule.early_enabled and run >= rule.early_min_attempts and wrong >= rule.early_min_wrong:
+        window = [a for a in since if a.mastery is not None][-rule.slope_window :]
         masteries = [a.mastery for a in window if a.mastery is not None]
-        slope = (masteries[-1] - masteries[0]) / (len(masteries) - 1)
-        predicted = window[-1].predicted
-        evidence.update(mastery=round(masteries[-1], 4), slope=round(slope, 4))
+        slope = (masteries[-1] - masteries[0]) / (len(masteries) - 1) if len(masteries) > 1 else 0.0
+        predicted = window[-1].predicted if window else None
         if (
-            masteries[-1] < rule.early_max_mastery
+            struggling
+            and (current is None or current < rule.early_max_mastery)
             and slope < rule.early_min_slope
             and (predicted is None or predicted < rule.early_max_predicted)
         ):
-            evidence["rule"] = "mastery model: low and flat"
+            evidence.update(slope=round(slope, 4))
+            evidence["rule"] = f"{wrong} wrong in {run} attempts without mastery"
             return True, "medium", evidence
-    if was_active:  # raised early and still not mastered: keep it open
+    if was_active:  # raised and no mastery shown since: keep it open
         evidence["rule"] = "not mastered yet"
         return True, "medium", evidence
     return False, "medium", evidence
