@@ -111,7 +111,8 @@ def test_soak_bench_runs(env: dict[str, str]) -> None:
     out = run("bench/bench_soak.py", "--smoke", env=env)
     result = orjson.loads(out.strip().splitlines()[-1])
     assert result["sent"] == result["statements"] == 1200
-    assert result["passes"] == 3  # the same learners three times, new ids (all archived below)
+    assert result["passes"] == 4  # the same learners four times, new ids (all archived below)
+    assert result["warmup_passes"] == 2
     assert result["drained"] is True
     assert result["loss"] == 0
     assert result["verdict"]["nothing_lost"] is True
