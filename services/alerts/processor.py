@@ -5,8 +5,9 @@ the records of one sealed batch (:meth:`Processor.process` is a batch of one).
 Per batch: each learner's state is read from the table and decoded once, every update of the
 batch is run through the detectors in order (in memory), then one transaction inserts all the
 event ids into ``inbox`` (``ON CONFLICT DO NOTHING RETURNING`` tells which are new), upserts the
-learners' activity with one ``unnest`` statement, advances the event clock once and applies the
-signals of the new updates only, in order. After the commit each learner's state is encoded
+learners' activity with one ``unnest`` statement (and their attendance and first evidence per
+programme, for missed live sessions), advances the event clock once and applies the signals of
+the new updates only, in order. After the commit each learner's state is encoded
 and written to the table once (all of them in one ``write`` call: the agent sends their
 changelog records batched, to each learner's partition).
 
@@ -46,10 +47,12 @@ import orjson
 from pydantic import ValidationError
 
 from services.alerts import repository as repo
+from services.alerts import session_repository as sessions_repo
 from services.alerts.changes import Changes, Outcome
 from services.alerts.detectors import evaluate
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.rules import DetectorSettings, resolve
+from services.alerts.sessions import attendance_rows
 from services.alerts.state import LearnerState, Signal
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.errors import PermanentError, is_retriable
@@ -132,6 +135,17 @@ def _activity(items: Sequence[_Item]) -> list[tuple[str, str, datetime, str | No
         if update.business_unit is not None:
             row[2] = update.business_unit
     return [(t, lk, at, prog, bu) for (t, lk), (at, prog, bu) in sorted(rows.items())]
+
+
+def _evidence(
+    items: Sequence[_Item],
+) -> list[tuple[str, str, datetime, str, str | None, str | None]]:
+    """What live-session attendance needs of each update (see ``sessions.attendance_rows``)."""
+    return [
+        (i.env.tenant, i.env.learner_key, i.env.occurred_at, i.update.evidence,
+         i.update.programme, i.update.session_id)
+        for i in items
+    ]  # fmt: skip
 
 
 def _clocks(items: Sequence[_Item]) -> dict[int, datetime]:
@@ -314,6 +328,7 @@ class Processor:
             fresh = [i for i in items if i.env.event_id in new]
             if fresh:
                 await repo.touch_activities(conn, _activity(fresh))
+                await sessions_repo.record_evidence(conn, *attendance_rows(_evidence(fresh)))
                 await repo.advance_clock(conn, max(i.env.occurred_at for i in fresh))
                 await repo.advance_partition_clocks(conn, _clocks(fresh))
             for item in fresh:

@@ -9,7 +9,14 @@ from typing import Final, TextIO
 
 from tools.demo.pipeline import Metrics, describe, format_count
 
-KINDS: Final = ("wheel_spinning", "failure_streak", "gaming", "inactivity", "regression")
+KINDS: Final = (
+    "wheel_spinning",
+    "failure_streak",
+    "gaming",
+    "inactivity",
+    "missed_sessions",
+    "regression",
+)
 CLEAR: Final = "\x1b[H\x1b[2J"
 BOLD: Final = "\x1b[1m"
 DIM: Final = "\x1b[2m"
