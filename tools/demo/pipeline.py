@@ -301,7 +301,13 @@ class Pipeline:
         return out.split("token:")[1].split()[0]
 
     async def load_frameworks(self, path: Path) -> str:
-        return await self.cli("progress", "frameworks", "load", str(path))
+        """Into progress, and each tenant's programmes (calendars, live sessions, cohorts) into
+        alerts, for the missed-sessions detector."""
+        out = await self.cli("progress", "frameworks", "load", str(path))
+        for tenant in tenants_of(path):
+            args = ["programmes", "load", "--tenant", tenant, "--file", str(path)]
+            out += await self.cli("alerts", *args)
+        return out
 
     async def metric_pages(self, http: aiohttp.ClientSession) -> dict[str, str]:
         pages: dict[str, str] = {}

@@ -117,6 +117,9 @@ async def setup(running: Running, path: Path) -> None:
                       "--name", "Pastoral care") == 0  # fmt: skip
     assert await load(settings, "rules", "add", "--tenant", "acme", "--team", "care",
                       "--kind", "missed_sessions") == 0  # fmt: skip
+    two = '{"missed_sessions": {"m": 2}}'  # the default is 3: set per programme
+    assert await load(settings, "settings", "set", "--tenant", "acme", "--programme", PROGRAMME,
+                      "--json", two) == 0  # fmt: skip
     file = framework_file(path)
     assert await load(settings, "programmes", "load", "--tenant", "acme", "--file", str(file)) == 0
 

@@ -14,7 +14,7 @@ from services.alerts.sessions import Session, Walk, attendance_rows, expected, w
 from services.alerts.state import Signal
 
 T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # a Tuesday
-RULE = MissedSessions()  # m=2, grace 2 h
+RULE = MissedSessions(m=2)  # grace 2 h
 GRACE = timedelta(hours=RULE.grace_hours)
 
 
@@ -161,14 +161,14 @@ def test_a_resolution_starts_the_count_again() -> None:
 def test_settings_m_and_disabled() -> None:
     sessions = timetable(3)
     ref = sessions[2].ends_at + GRACE
-    _, signals = run(sessions, {}, ref, rule=MissedSessions(m=3))
+    _, signals = run(sessions, {}, ref, rule=MissedSessions())  # the default: 3
     assert [s.evidence["missed_in_a_row"] for s in signals] == [3]
-    state, signals = run(sessions, {}, ref, rule=MissedSessions(enabled=False))
+    state, signals = run(sessions, {}, ref, rule=MissedSessions(m=2, enabled=False))
     assert (signals, state.missed) == ([], ("s1", "s2", "s3"))
     # a clear still resolves an alert raised before the detector was switched off
     state, signals = run(
         timetable(4), {"s4": attended_at(timetable(4)[3])}, timetable(4)[3].ends_at + GRACE,
-        state, rule=MissedSessions(enabled=False),
+        state, rule=MissedSessions(m=2, enabled=False),
     )  # fmt: skip
     assert [s.action for s in signals] == ["clear"]
 
