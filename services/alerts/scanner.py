@@ -194,6 +194,7 @@ class Scanner:
             if ref is None:
                 return 0
             grace = await self._shortest_grace(conn)
+            await sessions_repo.enrol_from_evidence(conn)
         schedules: dict[tuple[str, str], list[Session]] = {}
         opened = 0
         after = ("", "", "")

@@ -1,6 +1,7 @@
 """SQL of the live-session tables (``migrations/0004_live_sessions.sql``): the schedule loaded by
-the CLI, the attendance and enrolment the stream records, the scanner's walk. Functions take a
-connection; callers own the transaction. The rules are in :mod:`services.alerts.sessions`."""
+the CLI, the attendance the stream records, the learners expected and the scanner's walk.
+Functions take a connection; callers own the transaction. The rules are in
+:mod:`services.alerts.sessions`."""
 
 from __future__ import annotations
 
@@ -8,50 +9,52 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from services.alerts.sessions import AttendanceRow, EnrolmentRow, Learner, Session, Walk
+from services.alerts.sessions import AttendanceRow, Learner, Session, Walk
 from shared.framework import Programme
 
 if TYPE_CHECKING:
     from services.alerts.repository import Conn
 
 
-async def record_evidence(
-    conn: Conn, attendance: Sequence[AttendanceRow], enrolment: Sequence[EnrolmentRow]
-) -> None:
-    """The earliest attendance per learner and session, and the earliest evidence per learner
-    and programme (rows from :func:`services.alerts.sessions.attendance_rows`)."""
-    if enrolment:
-        tenants, programmes, keys, ats = (list(c) for c in zip(*enrolment, strict=True))
-        await conn.execute(
-            """
-            INSERT INTO session_learners (tenant, programme, learner_key, since)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-            ON CONFLICT (tenant, programme, learner_key) DO UPDATE SET since = EXCLUDED.since
-            WHERE session_learners.since IS NULL OR EXCLUDED.since < session_learners.since
-            """,
-            tenants,
-            programmes,
-            keys,
-            ats,
-        )
-    if attendance:
-        tenants, programmes, keys, ids, ats = (list(c) for c in zip(*attendance, strict=True))
-        await conn.execute(
-            """
-            INSERT INTO session_attendance (tenant, programme, learner_key, session_id,
-                                            attended_at)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                                 $5::timestamptz[])
-            ON CONFLICT (tenant, programme, learner_key, session_id) DO UPDATE
-            SET attended_at = EXCLUDED.attended_at
-            WHERE EXCLUDED.attended_at < session_attendance.attended_at
-            """,
-            tenants,
-            programmes,
-            keys,
-            ids,
-            ats,
-        )
+async def record_attendance(conn: Conn, rows: Sequence[AttendanceRow]) -> None:
+    """The earliest attendance per learner and session (rows from
+    :func:`services.alerts.sessions.attendance_rows`); nothing to do without rows."""
+    if not rows:
+        return
+    tenants, programmes, keys, ids, ats = (list(c) for c in zip(*rows, strict=True))
+    await conn.execute(
+        """
+        INSERT INTO session_attendance (tenant, programme, learner_key, session_id, attended_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+        ON CONFLICT (tenant, programme, learner_key, session_id) DO UPDATE
+        SET attended_at = EXCLUDED.attended_at
+        WHERE EXCLUDED.attended_at < session_attendance.attended_at
+        """,
+        tenants,
+        programmes,
+        keys,
+        ids,
+        ats,
+    )
+
+
+async def enrol_from_evidence(conn: Conn) -> None:
+    """Learners whose evidence names a programme with programme-wide sessions are expected at
+    them from their first such evidence (``learner_activity.programme_since``)."""
+    await conn.execute(
+        """
+        INSERT INTO session_learners (tenant, programme, learner_key, since)
+        SELECT a.tenant, a.programme, a.learner_key, a.programme_since
+        FROM learner_activity a
+        WHERE a.programme IS NOT NULL AND a.programme_since IS NOT NULL
+          AND EXISTS (SELECT 1 FROM live_sessions s
+                      WHERE s.tenant = a.tenant AND s.programme = a.programme
+                        AND s.cohort IS NULL)
+        ORDER BY 1, 2, 3
+        ON CONFLICT (tenant, programme, learner_key) DO UPDATE SET since = EXCLUDED.since
+        WHERE session_learners.since IS DISTINCT FROM EXCLUDED.since
+        """
+    )
 
 
 async def load_programme(

@@ -10,8 +10,9 @@ Where the data comes from (all in the alerts schema, see ``migrations/0004_live_
   deployment's salt, as progress does);
 * who is expected: a session with a ``cohort`` expects that cohort's learners; one without
   expects every learner of the programme -- the cohorts' learners, and learners whose progress
-  updates name the programme (only at sessions that end after their first such update, so a
-  learner who joins late is not charged with the sessions held before);
+  updates name the programme (their current one, ``learner_activity``), only at the sessions
+  that end after their first such update: a learner who joins late, or who was already active
+  when the schedule was first loaded, is not charged with the sessions held before;
 * attendance: progress updates of kind ``attendance`` with a ``session_id``, recorded by the
   stream in the batch's transaction (``session_attendance``, event time). It counts for its
   session when its event time is at most the session's due time (below).
@@ -193,27 +194,17 @@ def _clear(
 
 #: ``(tenant, programme, learner_key, session_id, attended_at)``
 AttendanceRow = tuple[str, str, str, str, datetime]
-#: ``(tenant, programme, learner_key, first evidence naming the programme)``
-EnrolmentRow = tuple[str, str, str, datetime]
 
 
 def attendance_rows(
     updates: Iterable[tuple[str, str, datetime, str, str | None, str | None]],
-) -> tuple[list[AttendanceRow], list[EnrolmentRow]]:
+) -> list[AttendanceRow]:
     """From ``(tenant, learner_key, occurred_at, evidence, programme, session_id)`` of a batch's
-    new updates: the earliest attendance per learner and session, and the earliest evidence per
-    learner and programme; each sorted (a fixed lock order)."""
+    new updates: the earliest attendance per learner and session of a programme, sorted (a
+    fixed lock order)."""
     attendance: dict[tuple[str, str, str, str], datetime] = {}
-    enrolment: dict[tuple[str, str, str], datetime] = {}
     for tenant, learner_key, at, evidence, programme, session_id in updates:
-        if programme is None:
-            continue
-        key = (tenant, programme, learner_key)
-        enrolment[key] = min(at, enrolment.get(key, at))
-        if evidence == "attendance" and session_id is not None:
-            akey = (*key, session_id)
-            attendance[akey] = min(at, attendance.get(akey, at))
-    return (
-        [(*k, at) for k, at in sorted(attendance.items())],
-        [(*k, at) for k, at in sorted(enrolment.items())],
-    )
+        if evidence == "attendance" and programme is not None and session_id is not None:
+            key = (tenant, programme, learner_key, session_id)
+            attendance[key] = min(at, attendance.get(key, at))
+    return [(*k, at) for k, at in sorted(attendance.items())]

@@ -4,6 +4,10 @@
 -- the programme's business unit, from the framework file (cli programmes load)
 ALTER TABLE programmes ADD COLUMN business_unit text;
 
+-- event time of the first evidence naming the learner's current programme (a learner only known
+-- from evidence is expected at the programme's sessions that end after it)
+ALTER TABLE learner_activity ADD COLUMN programme_since timestamptz;
+
 -- scheduled live sessions (cli programmes load); cohort NULL: the whole programme is expected
 CREATE TABLE live_sessions (
     tenant     text        NOT NULL,
@@ -17,8 +21,8 @@ CREATE TABLE live_sessions (
 CREATE INDEX live_sessions_end ON live_sessions (tenant, programme, ends_at);
 
 -- learners expected at a programme's sessions: a cohort's learners from the framework file
--- (cohort), and learners whose progress updates name the programme (since: the first one, event
--- time); with the scanner's walk through their sessions
+-- (cohort), and learners whose progress updates name the programme (since: learner_activity's
+-- programme_since, copied by the scanner); with the scanner's walk through their sessions
 CREATE TABLE session_learners (
     tenant          text        NOT NULL,
     programme       text        NOT NULL,

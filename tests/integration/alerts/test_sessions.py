@@ -231,3 +231,42 @@ async def test_a_replay_scanned_once_gives_the_alerts_of_the_live_run(
             " JOIN alerts a ON a.id = h.alert_id ORDER BY h.id"
         )
         assert await replay.fetch(history) == await live.fetch(history)
+
+
+async def test_a_learner_known_only_from_evidence_is_expected_from_the_first_evidence(
+    start_alerts: StartAlerts, tmp_path: Path
+) -> None:
+    """Programme-wide sessions (no cohort) expect every learner of the programme; one that no
+    cohort lists is charged only with the sessions ending after their first evidence."""
+    running = await start_alerts()
+    settings = running.alerts.settings
+    path = framework_file(tmp_path / "framework.json")
+    doc = orjson.loads(path.read_bytes())
+    for session in doc["programmes"][0]["sessions"]:
+        session.pop("cohort")
+    path.write_bytes(orjson.dumps(doc))
+    two = '{"missed_sessions": {"m": 2}}'
+    assert await load(settings, "settings", "set", "--tenant", "acme", "--json", two) == 0
+    assert await load(settings, "programmes", "load", "--tenant", "acme", "--file", str(path)) == 0
+    late = "f" * 32  # in no cohort; first seen after the first day's sessions
+    first = T0 + timedelta(hours=12)
+    table: dict[bytes, bytes] = {}
+    for day in range(12):
+        at = first + day * DAY
+        await running.apply(progress(at, who=late, programme=PROGRAMME, evidence="activity"), table)
+    # the three learners the cohorts list never showed up: expected from the first session
+    assert (await running.alerts.scanner.scan_once())["missed_sessions"] == 4
+    by_learner = {a["learner_key"]: a for a in await alerts_of(running)}
+    listed = {key(u, settings) for u in ("u-1", "u-2", "u-3")}
+    assert set(by_learner) == listed | {late}
+    for k in listed:
+        assert by_learner[k]["evidence"]["session_ids"][:2] == ["c1-s1", "c2-s1"]
+    alert = by_learner[late]
+    # c1-s1 and c2-s1 ended before the first evidence: the run starts at c1-s2
+    ids = [f"{c}-s{n}" for n in range(2, SESSIONS + 1) for c in ("c1", "c2")]
+    assert alert["evidence"]["session_ids"] == ids
+    assert alert["first_seen_at"] == session_start(2, "c2") + timedelta(hours=3)
+    [row] = await running.fetch(
+        "SELECT cohort, since FROM session_learners WHERE learner_key = $1", late
+    )
+    assert row == {"cohort": None, "since": first}

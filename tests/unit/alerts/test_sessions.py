@@ -209,15 +209,19 @@ def test_walking_by_steps_gives_what_one_walk_gives(
     assert missed_runs <= sum(1 for s in whole if s.action == "raise")
 
 
-def test_attendance_rows_keep_the_earliest_and_skip_updates_without_programme() -> None:
+def test_attendance_rows_keep_the_earliest_per_session() -> None:
     t1, t2 = T0, T0 + timedelta(minutes=5)
     rows = [
         ("acme", "k1", t2, "attendance", "ds", "s1"),
         ("acme", "k1", t1, "attendance", "ds", "s1"),
-        ("acme", "k1", t2, "attempt", "ds", None),
-        ("acme", "k2", t1, "attendance", None, "s1"),  # no programme: nothing to record
-        ("acme", "k3", t2, "attendance", "ds", None),  # no session: enrolment only
+        ("acme", "k1", t2, "attendance", "ds", "s2"),
+        ("acme", "k0", t2, "attendance", "ds", "s1"),
+        ("acme", "k1", t2, "attempt", "ds", "s3"),  # not attendance
+        ("acme", "k2", t1, "attendance", None, "s1"),  # no programme
+        ("acme", "k3", t2, "attendance", "ds", None),  # no session
     ]
-    attendance, enrolment = attendance_rows(rows)
-    assert attendance == [("acme", "ds", "k1", "s1", t1)]
-    assert enrolment == [("acme", "ds", "k1", t1), ("acme", "ds", "k3", t2)]
+    assert attendance_rows(rows) == [
+        ("acme", "ds", "k0", "s1", t2),
+        ("acme", "ds", "k1", "s1", t1),
+        ("acme", "ds", "k1", "s2", t2),
+    ]
