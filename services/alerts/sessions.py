@@ -11,8 +11,9 @@ Where the data comes from (all in the alerts schema, see ``migrations/0004_live_
 * who is expected: a session with a ``cohort`` expects that cohort's learners; one without
   expects every learner of the programme -- the cohorts' learners, and learners whose progress
   updates name the programme (their current one, ``learner_activity``), only at the sessions
-  that end after their first such update: a learner who joins late, or who was already active
-  when the schedule was first loaded, is not charged with the sessions held before;
+  that end after their first such update (``programme_since``): a learner who joins late is not
+  charged with the sessions held before, nor is one active before this detector was deployed
+  (their ``programme_since`` starts at their first evidence after it);
 * attendance: progress updates of kind ``attendance`` with a ``session_id``, recorded by the
   stream in the batch's transaction (``session_attendance``, event time). It counts for its
   session when its event time is at most the session's due time (below).
@@ -36,6 +37,9 @@ last one attended (``missed``), so every session is decided once.
 Every time is event time or derived from the schedule, so a replay on the event clock raises
 and clears the same alerts at the same times as the live run (given attendance reaches the
 service within the grace period), whenever the scanner happens to run.
+
+Limit: the alert has no competency, so a learner expected in two programmes' sessions has one
+``missed_sessions`` alert (the runs are counted per programme; either can raise or clear it).
 """
 
 from __future__ import annotations
