@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, get_args
 
 import aiohttp
 import asyncpg
@@ -48,6 +48,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared.alert_events import AlertKind
 from shared.identity import IfiKind, learner_key
 from shared.kafka import Topics
 from tools.demo.feed import EventLog, follow, percentile, post_statements, wait_for
@@ -56,14 +57,7 @@ from tools.simulator.output import write_files
 from tools.simulator.simulate import Config, Simulation, simulate
 
 Pair = tuple[str, str]  # (learner key, competency)
-KINDS = (
-    "wheel_spinning",
-    "failure_streak",
-    "gaming",
-    "inactivity",
-    "missed_sessions",
-    "regression",
-)
+KINDS = get_args(AlertKind)
 ARCHETYPES = ("fast", "typical", "wheel-spinner", "gamer", "drop-out")
 
 

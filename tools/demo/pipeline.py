@@ -302,12 +302,15 @@ class Pipeline:
 
     async def load_frameworks(self, path: Path) -> str:
         """Into progress, and each tenant's programmes (calendars, live sessions, cohorts) into
-        alerts, for the missed-sessions detector."""
-        out = await self.cli("progress", "frameworks", "load", str(path))
-        for tenant in tenants_of(path):
-            args = ["programmes", "load", "--tenant", tenant, "--file", str(path)]
-            out += await self.cli("alerts", *args)
-        return out
+        alerts, for the missed-sessions detector (all at once)."""
+        outs = await asyncio.gather(
+            self.cli("progress", "frameworks", "load", str(path)),
+            *(
+                self.cli("alerts", "programmes", "load", "--tenant", t, "--file", str(path))
+                for t in tenants_of(path)
+            ),
+        )
+        return "".join(outs)
 
     async def metric_pages(self, http: aiohttp.ClientSession) -> dict[str, str]:
         pages: dict[str, str] = {}

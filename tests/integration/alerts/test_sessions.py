@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 import pytest
 
@@ -20,6 +18,7 @@ from services.alerts import cli
 from services.alerts.config import AlertsSettings
 from shared.envelope import Envelope
 from shared.framework import ref_to_key
+from tests.conftest import fresh_schema
 from tests.integration.alerts.conftest import T0, Running, StartAlerts, progress
 
 pytestmark = pytest.mark.timeout(90)
@@ -185,18 +184,6 @@ async def test_missed_sessions_raised_with_evidence_then_resolved_on_attendance(
     assert [r["checked_through"] for r in rows if r["learner_key"] == k1] == [last_end]
 
 
-@contextlib.asynccontextmanager
-async def extra_schema(database_url: str) -> AsyncIterator[str]:
-    schema = f"test_{uuid.uuid4().hex[:12]}_replay"
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-        yield schema
-    finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
-
-
 def comparable(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (r["learner_key"], r["kind"], r["status"], r["severity"], r["team"], r["first_seen_at"],
@@ -215,7 +202,10 @@ async def test_a_replay_scanned_once_gives_the_alerts_of_the_live_run(
     for env in events:
         await live.apply(env, tables.setdefault(env.learner_key, {}))
         await live.alerts.scanner.scan_once()
-    async with extra_schema(database_url) as schema, contextlib.AsyncExitStack() as stack:
+    async with (
+        fresh_schema(database_url, f"test_{uuid.uuid4().hex[:12]}_replay") as schema,
+        contextlib.AsyncExitStack() as stack,
+    ):
         replay = await start_alerts(stack=stack, db_schema=schema)
         await setup(replay, tmp_path / "framework.json")
         replayed: dict[str, dict[bytes, bytes]] = {}

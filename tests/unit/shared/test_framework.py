@@ -9,6 +9,7 @@ import pytest
 
 from shared.framework import Framework, FrameworkFileError, parse_documents, ref_to_key
 from shared.identity import learner_key
+from tests.unit.progress.samples import framework
 
 SESSION = {
     "id": "s1",
@@ -19,25 +20,9 @@ SESSION = {
 
 
 def document(*sessions: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "tenant": "acme",
-        "framework": "acme-academy",
-        "version": 1,
-        "effective_from": "2026-01-01T00:00:00Z",
-        "competencies": [{"id": "py.basics", "name": "Python basics"}],
-        "programmes": [
-            {
-                "id": "py-2026",
-                "name": "Python 2026",
-                "business_unit": "retail",
-                "start": "2026-02-01",
-                "end": "2026-06-30",
-                "competencies": ["py.basics"],
-                "cohorts": [{"id": "a", "learners": ["account:https://lms.example.com|u-1"]}],
-                "sessions": list(sessions),
-            }
-        ],
-    }
+    doc = framework().model_dump(mode="json")  # one programme, with a cohort "a"
+    doc["programmes"][0]["sessions"] = list(sessions)
+    return doc
 
 
 def test_a_session_without_cohort_dumps_as_before_the_field_existed() -> None:
