@@ -20,7 +20,8 @@ the services' salt) and competency:
 * baseline in the same run: the classic Beck & Gong (2013) rule -- wheel-spinning when 10
   attempts pass without 3 correct in a row -- computed offline on the same statements;
 * false alarms: share of learners of each archetype with an alert of each kind;
-* gaming alerts vs the gamer archetype, inactivity alerts vs drop-outs (per learner);
+* gaming alerts vs the gamer archetype, inactivity and missed-live-sessions alerts vs drop-outs
+  (per learner; drop-outs' attendance fades before they stop);
 * end-to-end latency, wall time: from the POST that carried a statement being answered by ingest
   to the ``opened`` record on ``alerts.events`` whose evidence ends with that statement
   (measured under the full load of the run: the figure includes queueing).
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, get_args
 
 import aiohttp
 import asyncpg
@@ -50,6 +51,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shared.alert_events import AlertKind
 from shared.identity import IfiKind, learner_key
 from shared.kafka import Topics
 from tools.demo.feed import EventLog, follow, percentile, post_statements, wait_for
@@ -58,7 +60,7 @@ from tools.simulator.output import write_files
 from tools.simulator.simulate import Config, Simulation, simulate
 
 Pair = tuple[str, str]  # (learner key, competency)
-KINDS = ("wheel_spinning", "failure_streak", "gaming", "inactivity", "regression")
+KINDS = get_args(AlertKind)
 ARCHETYPES = ("fast", "typical", "wheel-spinner", "gamer", "drop-out")
 
 
@@ -198,6 +200,18 @@ def per_learner(flagged: set[str], positives: set[str]) -> dict[str, Any]:
     }
 
 
+def vs_dropouts(flagged: set[str], first: dict[str, datetime], truth: Truth) -> dict[str, Any]:
+    """Per learner against the drop-outs, with the median of first alert - drop time (days)."""
+    out = per_learner(flagged, set(truth.dropouts))
+    lags = [
+        (at - truth.dropouts[k]).total_seconds() / 86400
+        for k, at in first.items()
+        if k in truth.dropouts
+    ]
+    out["delay_days_median"] = median(lags) if lags else float("nan")
+    return out
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
     began = time.monotonic()
     sim = simulate(
@@ -275,7 +289,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
     wheel: dict[Pair, tuple[datetime, int]] = {}
     stale: set[Pair] = set()
     by_kind: dict[str, set[str]] = defaultdict(set)
-    first_inactive: dict[str, datetime] = {}
+    first_seen: dict[str, dict[str, datetime]] = defaultdict(dict)
     for row in rows:
         lk, kind, comp, first = (
             row["learner_key"],
@@ -286,21 +300,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
         by_kind[kind].add(lk)
         if kind == "wheel_spinning":
             match_wheel(wheel, stale, (lk, comp), first, row["resolved_at"], truth)
-        if kind == "inactivity":
-            first_inactive.setdefault(lk, first)
+        if kind in ("inactivity", "missed_sessions"):
+            first_seen[kind].setdefault(lk, first)
     out["wheel_pipeline"] = detection(wheel, truth, frozenset(stale))
     out["wheel_baseline"] = detection(beck_gong(truth.attempts), truth)
     out["true_stalls"] = len(truth.stalls)
 
     gamers = {k for k, a in truth.archetype.items() if a == "gamer"}
     out["gaming"] = per_learner(by_kind["gaming"], gamers)
-    out["inactivity"] = per_learner(by_kind["inactivity"], set(truth.dropouts))
-    lags = [
-        (first_inactive[k] - truth.dropouts[k]).total_seconds() / 86400
-        for k in first_inactive
-        if k in truth.dropouts
-    ]
-    out["inactivity"]["delay_days_median"] = median(lags) if lags else float("nan")
+    out["inactivity"] = vs_dropouts(by_kind["inactivity"], first_seen["inactivity"], truth)
+    out["missed_sessions"] = vs_dropouts(
+        by_kind["missed_sessions"], first_seen["missed_sessions"], truth
+    )
 
     archetype_sizes: dict[str, int] = defaultdict(int)
     for a in truth.archetype.values():
@@ -378,7 +389,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
             f"{num(d['delay_h_median'])} h | {num(d['delay_attempts_median'], '+.0f')} | "
             f"{pct(d['early_share'])} |"
         )
-    g, i = r["gaming"], r["inactivity"]
+    g, i, s = r["gaming"], r["inactivity"], r["missed_sessions"]
     lines += [
         "",
         "| per learner | flagged | precision | recall | note |",
@@ -391,6 +402,11 @@ def markdown(r: dict[str, Any], command: str) -> str:
             f"| inactivity alerts vs drop-outs | {i['flagged']} | {pct(i['precision'])} | "
             f"{pct(i['recall'])} | median alert time - drop time: "
             f"{num(i['delay_days_median'])} days |"
+        ),
+        (
+            f"| missed-live-sessions alerts vs drop-outs | {s['flagged']} | "
+            f"{pct(s['precision'])} | {pct(s['recall'])} | median alert time - drop time: "
+            f"{num(s['delay_days_median'])} days |"
         ),
         "",
         (

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.envelope import ALERT_EVENT_V1
 
-AlertKind = Literal["wheel_spinning", "failure_streak", "inactivity", "gaming", "regression"]
+AlertKind = Literal[
+    "wheel_spinning", "failure_streak", "inactivity", "gaming", "regression", "missed_sessions"
+]
 Severity = Literal["low", "medium", "high"]
 Support = Literal["technical", "pastoral", "career"]
 AlertStatus = Literal["open", "acknowledged", "snoozed", "resolved"]

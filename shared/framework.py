@@ -30,19 +30,41 @@ simulator. One YAML or JSON document per tenant and version::
         cohorts: [{id: cohort-a, learners: ["account:https://lms.example.com|u-1"]}]
         sessions:                            # scheduled live virtual classes
           - {id: s1, activity_id: "https://vc.example.com/sessions/1",
-             start: 2026-02-03T09:00:00Z, end: 2026-02-03T10:00:00Z}
+             start: 2026-02-03T09:00:00Z, end: 2026-02-03T10:00:00Z,
+             cohort: cohort-a}               # optional: only this cohort is expected
 
 Learners in cohorts are written as ``"<ifi kind>:<value>"`` (``account:<homePage>|<name>``,
-``mbox:mailto:...``, ``mbox_sha1sum:<hex>``, ``openid:<uri>``); the progress service turns them
-into learner keys with the deployment's salt, so the file never needs the salt.
+``mbox:mailto:...``, ``mbox_sha1sum:<hex>``, ``openid:<uri>``); the services turn them into
+learner keys with the deployment's salt (:func:`ref_to_key`), so the file never needs the salt.
+
+A session's ``cohort`` (one of its programme's cohorts) says who is expected at it; without one,
+every learner of the programme is. The alerts service counts the sessions a learner missed from
+that (``python -m services.alerts.cli programmes load``). ``cohort`` was added after the first
+framework files were stored: it is left out of a document when unset, so a stored version's
+content hash (``services/progress``) stays what it was.
+
+:func:`parse_documents` reads a file (the progress and alerts CLIs both load the same file).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import orjson
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+
+from shared.errors import PermanentError
+from shared.identity import IfiKind, learner_key
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 Iri = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$", max_length=2048)]
@@ -113,6 +135,14 @@ class LiveSession(_Model):
     activity_id: Iri
     start: datetime
     end: datetime
+    cohort: Id | None = None  # the cohort expected at it; None: the whole programme
+
+    @model_serializer(mode="wrap")
+    def _unset_cohort_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = cast(dict[str, Any], handler(self))
+        if self.cohort is None:
+            data.pop("cohort", None)
+        return data
 
 
 class Programme(_Model):
@@ -160,8 +190,51 @@ class Framework(_Model):
             ]
             if programme.end < programme.start:
                 problems.append(f"programme {programme.id} ends before it starts")
+            cohorts = {c.id for c in programme.cohorts}
+            problems += [
+                f"programme {programme.id}: session {s.id}: unknown cohort {s.cohort}"
+                for s in programme.sessions
+                if s.cohort is not None and s.cohort not in cohorts
+            ]
         if problems:
             raise ValueError("; ".join(problems))
         if self.effective_from.tzinfo is None:
             raise ValueError("effective_from carries a timezone")
         return self
+
+
+class FrameworkFileError(PermanentError):
+    """A framework file that cannot be parsed or breaks the framework rules."""
+
+    reason = "bad_framework"
+
+
+def parse_documents(text: str) -> list[Framework]:
+    """Every framework in ``text``: JSON (an object or a list) or YAML (``---`` documents)."""
+    stripped = text.lstrip()
+    raw: list[Any]
+    try:
+        if stripped.startswith(("{", "[")):
+            loaded = orjson.loads(text)
+            raw = loaded if isinstance(loaded, list) else [loaded]
+        else:
+            raw = [d for d in yaml.safe_load_all(text) if d is not None]
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise FrameworkFileError(f"not valid JSON or YAML: {exc}") from None
+    if not raw:
+        raise FrameworkFileError("no framework document found")
+    out: list[Framework] = []
+    for i, doc in enumerate(raw):
+        try:
+            out.append(Framework.model_validate(doc))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "$"
+            raise FrameworkFileError(f"document {i + 1}: {where}: {first['msg']}") from None
+    return out
+
+
+def ref_to_key(ref: str, salt: str) -> str:
+    """``"<ifi kind>:<value>"`` (as in cohort files) -> the learner key under ``salt``."""
+    kind, _, value = ref.partition(":")
+    return learner_key(cast(IfiKind, kind), value, salt)

@@ -10,6 +10,7 @@ Isolation: every test gets its own topic prefix and its own PostgreSQL schema, d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -92,10 +93,9 @@ async def kafka_cleanup(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterato
             await admin.delete_topics(names)
 
 
-@pytest.fixture
-async def db_schema(database_url: str, unique_id: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL schema for this test, dropped with everything in it afterwards."""
-    schema = f"test_{unique_id}"
+@contextlib.asynccontextmanager
+async def fresh_schema(database_url: str, schema: str) -> AsyncIterator[str]:
+    """Create ``schema``; drop it with everything in it on exit."""
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -103,6 +103,13 @@ async def db_schema(database_url: str, unique_id: str) -> AsyncIterator[str]:
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+@pytest.fixture
+async def db_schema(database_url: str, unique_id: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema for this test, dropped with everything in it afterwards."""
+    async with fresh_schema(database_url, f"test_{unique_id}") as schema:
+        yield schema
 
 
 @pytest.fixture

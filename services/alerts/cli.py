@@ -10,6 +10,15 @@ the service and applies pending migrations first.
     webhooks add --tenant acme --team coaching --url https://... [--secret s]  # prints secret
     settings set --tenant acme [--programme p] --json '{"failure_streak": {"k": 5}}'
     programmes set --tenant acme --programme p --start 2026-02-01 --end 2026-06-30
+    programmes load --tenant acme --file framework.yaml [--check-from 2026-03-01T00:00:00Z]
+
+``programmes load`` reads the framework file the progress service loads (``shared/framework.py``)
+and copies the tenant's programmes into the alerts schema: calendars, business units, live
+sessions and the cohorts' learners (as learner keys, with ``SKILLSTREAM_LEARNER_KEY_SALT``), for
+the missed-sessions detector (``services/alerts/sessions.py``). Of several versions of the
+tenant's framework in the file, the newest (by ``effective_from``) is loaded. ``--check-from``:
+sessions that ended before it are not checked for the learners it adds (first load on a running
+deployment, whose earlier attendance the alerts service never recorded).
 """
 
 from __future__ import annotations
@@ -20,12 +29,14 @@ import re
 import secrets
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 from pydantic import ValidationError
 
+from services.alerts import session_repository as sessions_repo
 from services.alerts import staff_repository as staff_repo
 from services.alerts.app import migrate
 from services.alerts.config import AlertsSettings
@@ -33,6 +44,7 @@ from services.alerts.rules import resolve
 from services.alerts.staff import NAME_PATTERN, hash_token, new_token
 from shared.db import create_pool
 from shared.envelope import TENANT_PATTERN
+from shared.framework import FrameworkFileError, parse_documents, ref_to_key
 
 if TYPE_CHECKING:
     from services.alerts.repository import Conn
@@ -78,10 +90,51 @@ def _parser() -> argparse.ArgumentParser:
     prog.add_argument("--programme", required=True)
     prog.add_argument("--start", type=date.fromisoformat, required=True)
     prog.add_argument("--end", type=date.fromisoformat, required=True)
+    load = action("programmes", "load", "load programmes and live sessions from a framework file")
+    load.add_argument("--file", type=Path, required=True)
+    load.add_argument("--check-from", type=_aware)
     return parser
 
 
-async def _dispatch(conn: Conn, args: argparse.Namespace) -> int:
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone (e.g. 2026-03-01T00:00:00Z)")
+    return value
+
+
+async def _load(conn: Conn, args: argparse.Namespace, salt: str) -> int:
+    try:
+        frameworks = parse_documents(args.file.read_text(encoding="utf-8"))
+    except (OSError, FrameworkFileError) as exc:
+        print(f"cannot load {args.file}: {exc}", file=sys.stderr)
+        return 2
+    mine = [f for f in frameworks if f.tenant == args.tenant]
+    if not mine:
+        print(f"{args.file} has no framework of tenant {args.tenant!r}", file=sys.stderr)
+        return 1
+    newest = max(mine, key=lambda f: f.effective_from)
+    try:
+        members = [
+            {ref_to_key(ref, salt): c.id for c in programme.cohorts for ref in c.learners}
+            for programme in newest.programmes
+        ]
+    except ValueError as exc:
+        print(f"cannot load {args.file}: {exc}", file=sys.stderr)
+        return 2
+    async with conn.transaction():
+        for programme, keys in zip(newest.programmes, members, strict=True):
+            counts = await sessions_repo.load_programme(
+                conn, args.tenant, programme, keys, args.check_from
+            )
+            print(
+                f"programme {programme.id}: {counts['sessions']} live sessions,"
+                f" {counts['learners']} learners in cohorts"
+            )
+    return 0
+
+
+async def _dispatch(conn: Conn, args: argparse.Namespace, salt: str) -> int:
     match (args.group, args.action):
         case ("tokens", "create"):
             if not NAME_PATTERN.match(args.name):
@@ -132,6 +185,8 @@ async def _dispatch(conn: Conn, args: argparse.Namespace) -> int:
         case ("programmes", "set"):
             await staff_repo.set_programme(conn, args.tenant, args.programme, args.start, args.end)
             print(f"programme {args.programme}")
+        case ("programmes", "load"):
+            return await _load(conn, args, salt)
     return 0
 
 
@@ -145,7 +200,7 @@ async def run(argv: Sequence[str], settings: AlertsSettings) -> int:
     ) as pool:
         await migrate(pool, settings.db_schema)
         async with pool.acquire() as conn:
-            return await _dispatch(conn, args)
+            return await _dispatch(conn, args, settings.learner_key_salt.get_secret_value())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

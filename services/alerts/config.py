@@ -44,11 +44,13 @@ class AlertsSettings(ServiceSettings):
     )
     inactivity_clock: Literal["wall", "event"] = Field(
         default="wall",
-        description="Clock of the inactivity scanner: 'wall' (now, live data) or 'event' "
-        "(the largest event time seen, for replays).",
+        description="Clock of the inactivity and missed-sessions scanner: 'wall' (now, live "
+        "data) or 'event' (the event time applied from every partition, for replays).",
     )
     scan_seconds: float = Field(
-        default=60.0, gt=0, description="How often inactivity and expired snoozes are checked."
+        default=60.0,
+        gt=0,
+        description="How often inactivity, missed live sessions and expired snoozes are checked.",
     )
     settings_cache_seconds: float = Field(
         default=30.0, ge=0, description="How long per-tenant detector settings are cached."

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from services.alerts.staff_repository import FILTERS, SORTS
+from shared.alert_events import AlertKind
 
 _STR: dict[str, Any] = {"type": "string"}
 _INT: dict[str, Any] = {"type": "integer"}
@@ -31,7 +32,7 @@ _FIELDS: dict[str, Any] = {
     "id": {"type": "string", "format": "uuid"},
     "tenant": _STR,
     "learner_key": _STR,
-    "kind": {"enum": ["wheel_spinning", "failure_streak", "inactivity", "gaming", "regression"]},
+    "kind": {"enum": list(get_args(AlertKind))},
     "competency": _or_null(_STR),
     "programme": _or_null(_STR),
     "business_unit": _or_null(_STR),

@@ -5,8 +5,9 @@ the records of one sealed batch (:meth:`Processor.process` is a batch of one).
 Per batch: each learner's state is read from the table and decoded once, every update of the
 batch is run through the detectors in order (in memory), then one transaction inserts all the
 event ids into ``inbox`` (``ON CONFLICT DO NOTHING RETURNING`` tells which are new), upserts the
-learners' activity with one ``unnest`` statement, advances the event clock once and applies the
-signals of the new updates only, in order. After the commit each learner's state is encoded
+learners' activity with one ``unnest`` statement (and, when the batch has any, the attendance at
+live sessions), advances the event clock once and applies the signals of the new updates only,
+in order. After the commit each learner's state is encoded
 and written to the table once (all of them in one ``write`` call: the agent sends their
 changelog records batched, to each learner's partition).
 
@@ -46,10 +47,12 @@ import orjson
 from pydantic import ValidationError
 
 from services.alerts import repository as repo
+from services.alerts import session_repository as sessions_repo
 from services.alerts.changes import Changes, Outcome
 from services.alerts.detectors import evaluate
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.rules import DetectorSettings, resolve
+from services.alerts.sessions import attendance_rows
 from services.alerts.state import LearnerState, Signal, StateEncoder
 from shared.batching import DecodedValues
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
@@ -120,19 +123,36 @@ class _Item:
     partition: int | None = None
 
 
-def _activity(items: Sequence[_Item]) -> list[tuple[str, str, datetime, str | None, str | None]]:
-    """One ``learner_activity`` row per learner: the latest event time and the last programme
-    and business unit given (what applying the updates one by one leaves), sorted by key."""
+def _activity(
+    items: Sequence[_Item],
+) -> list[tuple[str, str, datetime, str | None, str | None, datetime | None]]:
+    """One ``learner_activity`` row per learner: the latest event time, the last programme and
+    business unit given (what applying the updates one by one leaves) and the earliest event
+    time naming that programme since it was given, sorted by key."""
     rows: dict[tuple[str, str], list[Any]] = {}
     for item in items:
         env, update = item.env, item.update
-        row = rows.setdefault((env.tenant, env.learner_key), [env.occurred_at, None, None])
+        row = rows.setdefault((env.tenant, env.learner_key), [env.occurred_at, None, None, None])
         row[0] = max(row[0], env.occurred_at)
         if update.programme is not None:
-            row[1] = update.programme
+            if update.programme != row[1]:
+                row[1], row[3] = update.programme, env.occurred_at
+            else:
+                row[3] = min(row[3], env.occurred_at)
         if update.business_unit is not None:
             row[2] = update.business_unit
-    return [(t, lk, at, prog, bu) for (t, lk), (at, prog, bu) in sorted(rows.items())]
+    return [(t, lk, *row) for (t, lk), row in sorted(rows.items())]
+
+
+def _evidence(
+    items: Sequence[_Item],
+) -> list[tuple[str, str, datetime, str, str | None, str | None]]:
+    """What live-session attendance needs of each update (``sessions.attendance_rows``)."""
+    return [
+        (i.env.tenant, i.env.learner_key, i.env.occurred_at, i.update.evidence,
+         i.update.programme, i.update.session_id)
+        for i in items
+    ]  # fmt: skip
 
 
 def _clocks(items: Sequence[_Item]) -> dict[int, datetime]:
@@ -330,6 +350,7 @@ class Processor:
             fresh = [i for i in items if i.env.event_id in new]
             if fresh:
                 await repo.touch_activities(conn, _activity(fresh))
+                await sessions_repo.record_attendance(conn, attendance_rows(_evidence(fresh)))
                 await repo.advance_clock(conn, max(i.env.occurred_at for i in fresh))
                 await repo.advance_partition_clocks(conn, _clocks(fresh))
             for item in fresh:

@@ -41,28 +41,41 @@ async def claim_events(conn: Conn, event_ids: Sequence[uuid.UUID]) -> set[uuid.U
 
 
 async def touch_activities(
-    conn: Conn, rows: Sequence[tuple[str, str, datetime, str | None, str | None]]
+    conn: Conn,
+    rows: Sequence[tuple[str, str, datetime, str | None, str | None, datetime | None]],
 ) -> None:
     """The learners' last evidence (event time; a programme or business unit given replaces
     the stored one) in one statement; ``rows`` are ``(tenant, learner_key, at, programme,
-    business_unit)``, at most one per learner."""
+    business_unit, programme_since)``, at most one per learner (``programme_since``: the
+    earliest of the rows' evidence naming ``programme``, kept while the programme stays)."""
     if not rows:
         return
-    tenants, keys, ats, programmes, units = (list(column) for column in zip(*rows, strict=True))
+    tenants, keys, ats, programmes, units, sinces = (
+        list(column) for column in zip(*rows, strict=True)
+    )
     await conn.execute(
         """
-        INSERT INTO learner_activity (tenant, learner_key, last_activity, programme, business_unit)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
+        INSERT INTO learner_activity
+            (tenant, learner_key, last_activity, programme, business_unit, programme_since)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                             $6::timestamptz[])
         ON CONFLICT (tenant, learner_key) DO UPDATE SET
             last_activity = GREATEST(learner_activity.last_activity, EXCLUDED.last_activity),
             programme = COALESCE(EXCLUDED.programme, learner_activity.programme),
-            business_unit = COALESCE(EXCLUDED.business_unit, learner_activity.business_unit)
+            business_unit = COALESCE(EXCLUDED.business_unit, learner_activity.business_unit),
+            programme_since = CASE
+                WHEN EXCLUDED.programme IS NULL THEN learner_activity.programme_since
+                WHEN EXCLUDED.programme IS DISTINCT FROM learner_activity.programme
+                    THEN EXCLUDED.programme_since
+                ELSE LEAST(learner_activity.programme_since, EXCLUDED.programme_since)
+            END
         """,
         tenants,
         keys,
         ats,
         programmes,
         units,
+        sinces,
     )
 
 

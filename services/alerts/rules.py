@@ -54,6 +54,15 @@ Defaults and where they come from:
   takes BKT to about 0.7 and the next right answer back up, so a single wrong answer never
   holds; severity high from ``high_drop`` (0.5). Cleared when mastery is back within
   ``drop / 2`` of the peak.
+* missed sessions: ``m`` (3) scheduled live sessions in a row that the learner was expected at
+  and has no attendance evidence for, each counted ``grace_hours`` (2) after it ended (late
+  attendance statements); severity high from ``2m``. Cleared by attending a session. Found by
+  the scanner from the schedule ``cli programmes load`` reads from the framework file (see
+  ``services/alerts/sessions.py``). On the simulator (two live classes a week, 200 learners,
+  30 days, seeds 7 and 11, the walk run offline on its statements) ``m`` = 2 flagged every
+  drop-out around its drop day but also 14-16 % of typical learners (precision against
+  drop-outs 39-44 %); ``m`` = 3 flagged 90-95 % of drop-outs 4-5 days after the drop at
+  78-79 % precision (3 % of typical learners).
 
 Cooldown: after an alert of a kind is resolved, the same learner x kind x competency does not
 raise a new one for ``cooldown_hours`` (12) of event time.
@@ -124,6 +133,14 @@ class Regression(_Rule):
     support: Support = "technical"
 
 
+class MissedSessions(_Rule):
+    """Scheduled live sessions missed: ``m`` sessions in a row (see the module docstring)."""
+
+    m: int = Field(default=3, ge=1)
+    grace_hours: float = Field(default=2.0, ge=0, le=168)
+    support: Support = "pastoral"
+
+
 class DetectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -132,6 +149,7 @@ class DetectorSettings(BaseModel):
     inactivity: Inactivity = Inactivity()
     gaming: Gaming = Gaming()
     regression: Regression = Regression()
+    missed_sessions: MissedSessions = MissedSessions()
 
     def cooldown_hours(self, kind: str) -> float:
         rule: _Rule = getattr(self, kind)

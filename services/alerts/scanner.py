@@ -1,4 +1,5 @@
-"""Periodic checks that need a clock rather than an event: inactivity, expired snoozes, gauges.
+"""Periodic checks that need a clock rather than an event: inactivity, missed live sessions,
+expired snoozes, gauges.
 
 Inactivity has two paths that build the same alert (see :func:`detectors.inactivity_signal`):
 
@@ -18,11 +19,21 @@ Inactivity has two paths that build the same alert (see :func:`detectors.inactiv
   watermark back: in a replay that delays inactivity alerts, it never invents them.
 
 Limits: only learners with a programme on their evidence count as enrolled. When the
-programme's calendar is known (``programmes`` table, ``cli programmes set``) nothing is raised
-outside it; otherwise the programme is taken as running. Missed live sessions cannot be
-detected from progress updates alone: the alerts service sees attendance evidence but not the
-session schedule (that lives in the framework file, read by progress), so "M sessions missed" is
-not implemented. The scanner raises at medium severity; it does not escalate an open alert.
+programme's calendar is known (``programmes`` table, ``cli programmes set`` or ``load``) nothing
+is raised outside it; otherwise the programme is taken as running. The scanner raises at medium
+severity; it does not escalate an open alert.
+
+**Missed live sessions** (kind ``missed_sessions``, rules in :mod:`services.alerts.sessions`):
+the schedule comes from the framework file (``cli programmes load``, into the alerts schema's
+own tables), attendance from the progress updates of kind ``attendance``. Every scan walks the
+sessions of each learner that ended (plus the grace) by the same reference clock as inactivity,
+or that the learner attended, in one transaction per learner with the walk's position: each
+session is decided once, the alert is raised as of the due time of the M-th session missed in
+a row and resolved at the attendance that ends the run, so a replay on the event clock gives the
+same alerts whenever the scans run. It is its own kind rather than ``inactivity``: one open
+alert per learner x kind x competency would otherwise merge "no evidence for N days" with
+"attends nothing live but studies", which clear on different evidence (any evidence vs an
+attended session).
 """
 
 from __future__ import annotations
@@ -37,11 +48,14 @@ from typing import Any, Literal
 import asyncpg
 
 from services.alerts import repository as repo
+from services.alerts import session_repository as sessions_repo
 from services.alerts.changes import Changes, Outcome
 from services.alerts.detectors import inactivity_signal
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.processor import SettingsStore
 from services.alerts.rules import DEFAULTS, DetectorSettings
+from services.alerts.sessions import KIND as MISSED
+from services.alerts.sessions import Session, expected, walk
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +119,15 @@ class Scanner:
                 days.append(float(value))
         return min(days)
 
+    async def _reference(self, conn: repo.Conn) -> datetime | None:
+        return self._now() if self._clock == "wall" else await repo.event_clock(conn)
+
     async def scan_once(self) -> dict[str, int]:
-        """One pass; returns counts (raised inactivity alerts, unsnoozed alerts)."""
+        """One pass; returns counts (raised inactivity and missed-sessions alerts, unsnoozed
+        alerts)."""
         wall = self._now()
         raised = await self.scan_inactivity()
+        missed = await self.scan_sessions()
         unsnoozed = 0
         async with self._pool.acquire() as conn:
             due = await repo.snoozes_due(conn, wall, self._batch)
@@ -123,11 +142,11 @@ class Scanner:
         found = {r["kind"]: int(r["n"]) for r in counts}
         for kind in DetectorSettings.model_fields:
             self._metrics.open_alerts.labels(kind).set(found.get(kind, 0))
-        return {"inactivity": raised, "unsnoozed": unsnoozed}
+        return {"inactivity": raised, MISSED: missed, "unsnoozed": unsnoozed}
 
     async def scan_inactivity(self) -> int:
         async with self._pool.acquire() as conn:
-            ref = self._now() if self._clock == "wall" else await repo.event_clock(conn)
+            ref = await self._reference(conn)
             if ref is None:
                 return 0
             shortest = await self._shortest_days(conn)
@@ -165,3 +184,72 @@ class Scanner:
                 self._metrics.raised.labels(kind, severity).inc()
                 raised += 1
         return raised
+
+    # --- missed live sessions --------------------------------------------------------------
+
+    async def scan_sessions(self) -> int:
+        """Walk every learner with a session to decide; returns the alerts opened."""
+        async with self._pool.acquire() as conn:
+            ref = await self._reference(conn)
+            if ref is None:
+                return 0
+            grace = await self._shortest_grace(conn)
+            await sessions_repo.enrol_from_evidence(conn)
+        schedules: dict[tuple[str, str], list[Session]] = {}
+        opened = 0
+        after = ("", "", "")
+        while True:
+            async with self._pool.acquire() as conn:
+                page = await sessions_repo.candidates(conn, ref, ref - grace, after, self._batch)
+            for tenant, programme, learner_key in page:
+                try:
+                    opened += await self._walk(tenant, programme, learner_key, ref, schedules)
+                except asyncpg.UniqueViolationError:
+                    continue  # the alert was opened concurrently (another programme): next scan
+            if len(page) < self._batch:
+                return opened
+            after = page[-1]
+
+    async def _shortest_grace(self, conn: repo.Conn) -> timedelta:
+        rows = await conn.fetch("SELECT settings FROM detector_settings")
+        hours = [DEFAULTS.missed_sessions.grace_hours]
+        for row in rows:
+            value = (row["settings"].get(MISSED) or {}).get("grace_hours")
+            if isinstance(value, int | float) and value >= 0:
+                hours.append(float(value))
+        return timedelta(hours=min(hours))
+
+    async def _walk(
+        self,
+        tenant: str,
+        programme: str,
+        learner_key: str,
+        ref: datetime,
+        schedules: dict[tuple[str, str], list[Session]],
+    ) -> int:
+        settings = await self._settings.get(tenant, programme)
+        outcome = Outcome()
+        async with self._pool.acquire() as conn, conn.transaction():
+            learner = await sessions_repo.lock_learner(conn, tenant, programme, learner_key)
+            schedule = schedules.get((tenant, programme))
+            if schedule is None:
+                schedule = await sessions_repo.schedule(conn, tenant, programme)
+                schedules[tenant, programme] = schedule
+            mine = expected(schedule, learner.cohort, learner.since)
+            attended = await sessions_repo.attendance(
+                conn, tenant, programme, learner_key, learner.walk.checked_through
+            )
+            resolved_at = await repo.last_resolved_at(conn, tenant, learner_key, MISSED, "")
+            unit = await sessions_repo.business_unit(conn, tenant, programme, learner_key)
+            state, signals = walk(
+                learner.walk, mine, attended, ref, settings.missed_sessions,
+                resolved_at=resolved_at, programme=programme, business_unit=unit,
+            )  # fmt: skip
+            for signal in signals:
+                await self._changes.apply_signal(conn, tenant, learner_key, signal, outcome)
+            await sessions_repo.save_walk(conn, learner, state)
+        for kind, decision in outcome.decisions:
+            self._metrics.signals.labels(kind, decision).inc()
+        for kind, severity in outcome.opened:
+            self._metrics.raised.labels(kind, severity).inc()
+        return len(outcome.opened)

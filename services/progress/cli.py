@@ -23,10 +23,10 @@ from pathlib import Path
 from services.progress import repository as repo
 from services.progress.app import migrate
 from services.progress.config import ProgressSettings
-from services.progress.errors import FrameworkConflictError, FrameworkFileError
-from services.progress.frameworks import parse_documents
+from services.progress.errors import FrameworkConflictError
 from shared.db import create_pool
 from shared.envelope import TENANT_PATTERN
+from shared.framework import FrameworkFileError, parse_documents
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,12 +11,6 @@ class StatementEvidenceError(InvalidMessageError):
     reason = "bad_statement"
 
 
-class FrameworkFileError(PermanentError):
-    """A framework file that cannot be parsed or breaks the framework rules."""
-
-    reason = "bad_framework"
-
-
 class FrameworkConflictError(PermanentError):
     """A framework version already stored with different content (versions are immutable)."""
 

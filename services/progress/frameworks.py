@@ -17,42 +17,13 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
-import yaml
-from pydantic import ValidationError
 
-from services.progress.errors import FrameworkFileError
 from services.progress.evidence import FrameworkIndex
 from services.progress.mastery import BktModel, EloModel, model_for
-from shared.framework import Framework
-from shared.identity import IfiKind, learner_key
-
-
-def parse_documents(text: str) -> list[Framework]:
-    """Every framework in ``text``: JSON (an object or a list) or YAML (``---`` documents)."""
-    stripped = text.lstrip()
-    raw: list[Any]
-    try:
-        if stripped.startswith(("{", "[")):
-            loaded = orjson.loads(text)
-            raw = loaded if isinstance(loaded, list) else [loaded]
-        else:
-            raw = [d for d in yaml.safe_load_all(text) if d is not None]
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise FrameworkFileError(f"not valid JSON or YAML: {exc}") from None
-    if not raw:
-        raise FrameworkFileError("no framework document found")
-    out: list[Framework] = []
-    for i, doc in enumerate(raw):
-        try:
-            out.append(Framework.model_validate(doc))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "$"
-            raise FrameworkFileError(f"document {i + 1}: {where}: {first['msg']}") from None
-    return out
+from shared.framework import Framework, ref_to_key
 
 
 def document_of(framework: Framework) -> dict[str, Any]:
@@ -62,12 +33,6 @@ def document_of(framework: Framework) -> dict[str, Any]:
 def content_hash(framework: Framework) -> str:
     canonical = orjson.dumps(document_of(framework), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
-
-
-def ref_to_key(ref: str, salt: str) -> str:
-    """``"<ifi kind>:<value>"`` (as in cohort files) -> the learner key under ``salt``."""
-    kind, _, value = ref.partition(":")
-    return learner_key(cast(IfiKind, kind), value, salt)
 
 
 @dataclass(frozen=True)

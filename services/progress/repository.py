@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import orjson
 
 from services.progress.errors import FrameworkConflictError
-from services.progress.frameworks import content_hash, document_of, ref_to_key
-from shared.framework import Framework
+from services.progress.frameworks import content_hash, document_of
+from shared.framework import Framework, ref_to_key
 
 if TYPE_CHECKING:
     import asyncpg

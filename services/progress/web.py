@@ -17,10 +17,10 @@ import orjson
 from aiohttp import web
 
 from services.progress import repository as repo
-from services.progress.errors import ApiError, FrameworkConflictError, FrameworkFileError
-from services.progress.frameworks import parse_documents
+from services.progress.errors import ApiError, FrameworkConflictError
 from services.progress.metrics import ProgressMetrics
 from services.progress.openapi import OPENAPI
+from shared.framework import FrameworkFileError, parse_documents
 from shared.health import Health
 from shared.http import Handler, ops_app
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, TextIO
+from typing import Final, TextIO, get_args
 
+from shared.alert_events import AlertKind
 from tools.demo.pipeline import Metrics, describe, format_count
 
-KINDS: Final = ("wheel_spinning", "failure_streak", "gaming", "inactivity", "regression")
+KINDS: Final = get_args(AlertKind)
 CLEAR: Final = "\x1b[H\x1b[2J"
 BOLD: Final = "\x1b[1m"
 DIM: Final = "\x1b[2m"

@@ -301,7 +301,16 @@ class Pipeline:
         return out.split("token:")[1].split()[0]
 
     async def load_frameworks(self, path: Path) -> str:
-        return await self.cli("progress", "frameworks", "load", str(path))
+        """Into progress, and each tenant's programmes (calendars, live sessions, cohorts) into
+        alerts, for the missed-sessions detector (all at once)."""
+        outs = await asyncio.gather(
+            self.cli("progress", "frameworks", "load", str(path)),
+            *(
+                self.cli("alerts", "programmes", "load", "--tenant", t, "--file", str(path))
+                for t in tenants_of(path)
+            ),
+        )
+        return "".join(outs)
 
     async def metric_pages(self, http: aiohttp.ClientSession) -> dict[str, str]:
         pages: dict[str, str] = {}

@@ -290,7 +290,9 @@ def framework_of(academy: Academy, tenant: Tenant) -> Framework:
             competencies=[c.id for c in p.competencies],
             cohorts=[FrameworkCohort(id=c.id, learners=list(c.learners)) for c in p.cohorts],
             sessions=[
-                LiveSession(id=s.id, activity_id=s.activity_id, start=s.start, end=s.end)
+                LiveSession(
+                    id=s.id, activity_id=s.activity_id, start=s.start, end=s.end, cohort=c.id
+                )
                 for c in p.cohorts
                 for s in c.sessions
             ],

@@ -16,6 +16,7 @@
     inactivity: "Inactivity",
     gaming: "Gaming the system",
     regression: "Regression",
+    missed_sessions: "Missed live sessions",
   };
   const STATUSES = {
     open: "Open",

@@ -42,6 +42,9 @@ OVERLAYS = ("dev", "prod")
 KUBERNETES_VERSION = "1.30"
 NAMESPACE = "skillstream"
 SECRET_TEMPLATE = K8S / "base" / "secret.template.yaml"
+#: the learner-name directory token ingest and alerts share (a key, not variables: secretKeyRef)
+DIRECTORY_TEMPLATE = K8S / "base" / "directory-secret.template.yaml"
+DIRECTORY_VARS = {"ingest": "INGEST_DIRECTORY_TOKEN", "alerts": "ALERTS_INGEST_DIRECTORY_TOKEN"}
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "ingest": IngestSettings,
     "progress": ProgressSettings,
@@ -119,23 +122,33 @@ def config_data(resources: list[Resource]) -> dict[str, str]:
     return data
 
 
-def secret_template() -> Resource:
-    docs = [d for d in yaml.safe_load_all(SECRET_TEMPLATE.read_text(encoding="utf-8")) if d]
+def secret_template(path: Path = SECRET_TEMPLATE) -> Resource:
+    docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
     assert len(docs) == 1
     doc: Resource = docs[0]
     return doc
 
 
 def secret_data(resources: list[Resource]) -> dict[str, dict[str, str]]:
-    """Secret name -> its keys and values: the rendered Secrets, else the template's (the
+    """Secret name -> its keys and values: the rendered Secrets, else the templates' (the
     overlays that do not ship a Secret expect one created out of band with the template's keys)."""
     found = {
         s["metadata"]["name"]: {k: str(v) for k, v in (s.get("stringData") or {}).items()}
         for s in kinds(resources, "Secret")
     }
-    template = secret_template()
-    found.setdefault(template["metadata"]["name"], dict(template["stringData"]))
+    for path in (SECRET_TEMPLATE, DIRECTORY_TEMPLATE):
+        template = secret_template(path)
+        found.setdefault(template["metadata"]["name"], dict(template["stringData"]))
     return found
+
+
+def secret_key_ref(container: Mapping[str, Any], var: str) -> tuple[str, str] | None:
+    """``(Secret name, key)`` a container's ``var`` comes from, if it comes from a Secret key."""
+    for item in container.get("env") or []:
+        ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+        if item["name"] == var and ref:
+            return str(ref["name"]), str(ref["key"])
+    return None
 
 
 def container_env(
@@ -166,6 +179,14 @@ def container_env(
     for item in container.get("env") or []:
         if "value" in item:
             env[item["name"]] = str(item["value"])
+            continue
+        key_ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+        if key_ref is not None:
+            value = secrets.get(key_ref["name"], {}).get(key_ref["key"])
+            if value is not None:
+                env[item["name"]] = value
+            elif not key_ref.get("optional"):
+                problems.append(f"{name}: {item['name']} comes from a Secret key nobody defines")
             continue
         field = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
         if field == "metadata.name":
@@ -490,7 +511,10 @@ def network_problems(resources: list[Resource]) -> list[str]:
         if any(not r.get("ports") for r in egress):
             problems.append(f"{name}: an egress rule allows every port")
         expected = (
-            {DNS_PORT} | kafka_ports | db_ports | ({WEBHOOK_PORT} if name == "alerts" else set())
+            {DNS_PORT}
+            | kafka_ports
+            | db_ports
+            | ({WEBHOOK_PORT} | ingest_ports(resources) if name == "alerts" else set())
         )
         if not kafka_ports | db_ports | {DNS_PORT} <= allowed:
             problems.append(
@@ -499,6 +523,64 @@ def network_problems(resources: list[Resource]) -> list[str]:
         extra = allowed - expected - {9093}
         if extra:
             problems.append(f"{name}: egress also opens {sorted(extra)}")
+    return problems
+
+
+def ingest_ports(resources: list[Resource]) -> set[int]:
+    ingest = named(resources, "Deployment", "ingest")
+    return set(container_ports(pod_spec(ingest)["containers"][0]).values()) if ingest else set()
+
+
+def _reaches(rule: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """An egress rule's peers include pods with ``labels`` in the namespace (no ``to``: any)."""
+    peers = rule.get("to")
+    if not peers:
+        return True
+    return any(
+        "podSelector" in peer
+        and "namespaceSelector" not in peer
+        and selects(peer["podSelector"], labels)
+        for peer in peers
+    )
+
+
+def directory_problems(resources: list[Resource]) -> list[str]:
+    """Learner names: ingest and alerts take the directory token from the same Secret key, and
+    ALERTS_INGEST_URL names the ingest Service on one of its ports, which alerts may reach."""
+    problems = []
+    pods = {service_of(w): w for w in workloads(resources)}
+    if set(DIRECTORY_VARS) - set(pods):
+        return [f"no workload for {sorted(set(DIRECTORY_VARS) - set(pods))}"]
+    refs = {
+        name: secret_key_ref(pod_spec(pods[name])["containers"][0], var)
+        for name, var in DIRECTORY_VARS.items()
+    }
+    if None in refs.values() or len(set(refs.values())) != 1:
+        problems.append(f"ingest and alerts do not share the directory token's Secret key: {refs}")
+    alerts = pod_spec(pods["alerts"])["containers"][0]
+    env, _ = container_env(pods["alerts"], alerts, resources)
+    url = urlsplit(env.get("ALERTS_INGEST_URL", ""))
+    service = named(resources, "Service", url.hostname or "")
+    if service is None or not selects(
+        {"matchLabels": service["spec"].get("selector") or {}}, pod_labels(pods["ingest"])
+    ):
+        problems.append(f"ALERTS_INGEST_URL {url.geturl()!r} does not name the ingest Service")
+        return problems
+    port = next((p for p in service["spec"]["ports"] if p["port"] == (url.port or 80)), None)
+    if port is None:
+        problems.append(f"ALERTS_INGEST_URL port {url.port} is not a port of Service/ingest")
+        return problems
+    target = resolve_port(
+        port.get("targetPort", port["port"]), pod_spec(pods["ingest"])["containers"][0]
+    )
+    reachable = any(
+        target in _ports(rule) and _reaches(rule, pod_labels(pods["ingest"]))
+        for policy in kinds(resources, "NetworkPolicy")
+        if selects(policy["spec"]["podSelector"], pod_labels(pods["alerts"]))
+        for rule in policy["spec"].get("egress") or []
+    )
+    if not reachable:
+        problems.append(f"alerts: no egress rule lets it reach ingest's pods on {target}")
     return problems
 
 
@@ -561,6 +643,7 @@ def all_problems(resources: list[Resource], monkeypatch: pytest.MonkeyPatch) -> 
         *service_problems(resources),
         *scaling_problems(resources),
         *network_problems(resources),
+        *directory_problems(resources),
         *topic_problems(resources),
     ]
 
@@ -631,9 +714,16 @@ def test_overlays_differ_where_intended() -> None:
 def test_secret_template_and_dev_secret_hold_exactly_the_secret_variables() -> None:
     template = secret_template()
     assert set(template["stringData"]) == SECRET_VARS
-    dev = kinds(render(K8S / "overlays" / "dev"), "Secret")
-    assert [s["metadata"]["name"] for s in dev] == [template["metadata"]["name"]]
-    assert set(dev[0]["stringData"]) == SECRET_VARS
+    directory = secret_template(DIRECTORY_TEMPLATE)
+    assert set(directory["stringData"]) == {"token"}
+    dev = {s["metadata"]["name"]: s for s in kinds(render(K8S / "overlays" / "dev"), "Secret")}
+    assert set(dev) == {template["metadata"]["name"], directory["metadata"]["name"]}
+    assert set(dev[template["metadata"]["name"]]["stringData"]) == SECRET_VARS
+    # the same development token as docker-compose.yml's default
+    compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    token = dev[directory["metadata"]["name"]]["stringData"]["token"]
+    assert f"${{SKILLSTREAM_DIRECTORY_TOKEN:-{token}}}" in compose
+    assert kubernetes_validate.validate(directory, KUBERNETES_VERSION, strict=True)
     for var in SECRET_VARS:
         for cls in SETTINGS.values():
             assert var in env_names(cls)
@@ -674,6 +764,9 @@ def _broken(resources: list[Resource]) -> list[Resource]:
     p["env"] = [e for e in p["env"] if e["name"] != "PROGRESS_GROUP_INSTANCE_ID"]
     progress["spec"]["replicas"] = 9
     alerts["spec"]["serviceName"] = "alerts"
+    for item in pod_spec(alerts)["containers"][0]["env"]:
+        if item["name"] == "ALERTS_INGEST_DIRECTORY_TOKEN":
+            item["valueFrom"]["secretKeyRef"]["key"] = "other"
     service = named(broken, "Service", "ingest")
     assert service
     service["spec"]["selector"] = {"app.kubernetes.io/name": "ingester"}
@@ -721,8 +814,32 @@ def test_checks_report_a_broken_overlay(monkeypatch: pytest.MonkeyPatch) -> None
         "no default-deny NetworkPolicy",
         "progress: reachable from anywhere",
         "progress: an egress rule allows every port",
+        "ingest and alerts do not share the directory token's Secret key",
     ):
         assert expected in text, (expected, problems)
+
+
+def test_directory_check_reports_drift() -> None:
+    resources = render(K8S / "overlays" / "dev")
+    assert directory_problems(resources) == []
+    alerts = named(resources, "StatefulSet", "alerts")
+    assert alerts
+    [url] = [
+        e for e in pod_spec(alerts)["containers"][0]["env"] if e["name"] == "ALERTS_INGEST_URL"
+    ]
+    url["value"] = "http://ingest:9999"
+    assert directory_problems(resources) == [
+        "ALERTS_INGEST_URL port 9999 is not a port of Service/ingest"
+    ]
+    url["value"] = "http://progress:8081"
+    assert directory_problems(resources) == [
+        "ALERTS_INGEST_URL 'http://progress:8081' does not name the ingest Service"
+    ]
+    url["value"] = "http://ingest:8080"
+    resources = [r for r in resources if r["metadata"]["name"] != "alerts-to-ingest"]
+    assert directory_problems(resources) == [
+        "alerts: no egress rule lets it reach ingest's pods on 8080"
+    ]
 
 
 def test_topic_check_reports_drift(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.progress.errors import FrameworkFileError, StatementEvidenceError
-from services.progress.frameworks import FrameworkRegistry, parse_documents, ref_to_key
+from services.progress.errors import StatementEvidenceError
+from services.progress.frameworks import FrameworkRegistry
 from services.progress.handlers import Processor, UpdateOut, update_event_id
 from services.progress.state import LearnerRecord, decode, encode
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.events import ProgressUpdate
+from shared.framework import FrameworkFileError, parse_documents, ref_to_key
 from tests.unit.progress.samples import COURSE, HOME, SALT, T0, framework, prepared
 
 
