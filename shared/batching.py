@@ -28,6 +28,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
+from shared.delivery import OffsetGuard, Refetched
+
 #: acknowledges one event of a ``stream.noack()`` stream (Faust commits up to it)
 Ack = Callable[[Any], Awaitable[Any]]
 V = TypeVar("V")
@@ -176,12 +178,29 @@ class BatchPipeline(Protocol):
     async def abandon(self) -> None: ...
 
 
-async def consume_in_batches(app: faust.App, stream: Any, pipeline: BatchPipeline) -> None:
+async def consume_in_batches(
+    app: faust.App, stream: Any, pipeline: BatchPipeline, guard: OffsetGuard | None = None
+) -> None:
     """The body of a thin agent: events with manual acknowledgement into ``pipeline``, and a
     timer sealing partial batches (every ``within / 2`` seconds). A failing timer crashes the
-    app (readiness reports it; the process should be restarted)."""
+    app (readiness reports it; the process should be restarted). With ``guard``, records
+    Faust skipped are read again and given to the pipeline in order
+    (:class:`~shared.delivery.OffsetGuard`); it forgets the partitions the worker loses."""
     manual = stream.noack()  # acknowledged by the pipeline once a batch is durable
-    pipeline.ack = manual.ack
+
+    async def ack(event: Any) -> Any:
+        if isinstance(event, Refetched):
+            return event.ack(app.consumer)
+        return await manual.ack(event)
+
+    pipeline.ack = ack
+    if guard is not None:
+
+        async def on_revoked(_sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:  # noqa: ARG001
+            (revoked,) = args
+            guard.forget(tp.partition for tp in revoked if tp.topic == guard.topic)
+
+        app.on_partitions_revoked.connect(on_revoked, weak=False)
 
     async def timer() -> None:
         try:
@@ -195,7 +214,11 @@ async def consume_in_batches(app: faust.App, stream: Any, pipeline: BatchPipelin
     ticking = asyncio.ensure_future(timer())
     try:
         async for event in manual.events():
-            await pipeline.on_event(event)
+            if guard is None:
+                await pipeline.on_event(event)
+            else:
+                for admitted in await guard.admit(event):
+                    await pipeline.on_event(admitted)
     finally:
         ticking.cancel()
         await pipeline.abandon()

@@ -17,12 +17,15 @@ Writing the table data directly (not ``table[key] = value`` for another event th
 current one, which broke Faust's ``take`` buffer) is what makes batching possible. While a
 batch is flushed the next one fills; flushes run one at a time, in order, so each batch reads
 the states the previous one wrote. Webhooks are not sent here: the transaction only queues
-deliveries (``NOTIFY``), the delivery worker sends them.
+deliveries (``NOTIFY``), the delivery worker sends them. Each batch moves the partitions'
+watermarks (``watermarks``) after its transaction; an :class:`~shared.delivery.OffsetGuard`
+resumes from them and reads again any record Faust's stream skips around a rebalance.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
@@ -31,6 +34,7 @@ from services.alerts.config import AlertsSettings
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.processor import Processor
 from shared.batching import Batcher, CachingPartitioner, Output, consume_in_batches
+from shared.delivery import OffsetGuard, refetch
 from shared.kafka import Topics
 from shared.streaming import make_faust_app, raw_topic
 
@@ -77,6 +81,7 @@ def build_stream(
             partitions=[event.message.partition for event in events],
             offsets=[event.message.offset for event in events],
             write=out.write_entries,
+            topic=topics.progress_updates,
         )
         await out.flush()  # the changelog records are acknowledged before the offsets
 
@@ -91,8 +96,15 @@ def build_stream(
         observe=observe,
     )
 
+    guard = OffsetGuard(
+        topics.progress_updates,
+        partial(refetch, settings.kafka_bootstrap_servers, topics.progress_updates),
+        position=partial(processor.next_offset, topics.progress_updates),
+        on_gap=lambda _partition, records: metrics.refetched.inc(records),
+    )
+
     async def detect(stream: Any) -> None:
-        await consume_in_batches(app, stream, batcher)
+        await consume_in_batches(app, stream, batcher, guard)
 
     app.agent(source, name="detect")(detect)
     return Stream(app, table, batcher)

@@ -61,6 +61,11 @@ class AlertsMetrics(BaseMetrics):
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.refetched = Counter(
+            self.name("records_refetched"),
+            "Records the stream skipped (Faust, around a rebalance), read again from Kafka",
+            registry=registry,
+        )
         self.apply_retries = Counter(
             self.name("apply_retries"),
             "Retries of a progress update's transaction (PostgreSQL away)",

@@ -219,13 +219,16 @@ class Processor:
         partitions: Sequence[int] | None = None,
         offsets: Sequence[int] | None = None,
         write: WriteEntries | None = None,
+        topic: str | None = None,
     ) -> list[str]:
         """Handle records in order; returns each one's ``applied``, ``duplicate`` or
         ``deadletter``. States are read from ``table``; after the transaction the changed ones
         are written with ``write([(key, state), ...])`` (one call), or into ``table`` when not
         given. ``partitions`` (of the records, when known) advance the per-partition event
         clocks the scanner's replay clock is made of; with ``offsets`` too, each state keeps
-        the position of its last update, and an update at or below it is a duplicate."""
+        the position of its last update, and an update at or below it is a duplicate; with
+        ``topic`` too, the partitions' watermarks move to the batch's last offsets once its
+        transaction is committed (:meth:`next_offset`)."""
         started = time.perf_counter()
         outcomes = ["deadletter"] * len(records)
         states: dict[bytes, LearnerState] = {}
@@ -266,11 +269,27 @@ class Processor:
             last_index[env.key] = index
             items.append(item)
         applied = await self._apply_all(items)
+        if topic is not None and partitions is not None and offsets is not None:
+            tops: dict[int, int] = {}
+            for partition, offset in zip(partitions, offsets, strict=True):
+                tops[partition] = max(offset, tops.get(partition, offset))
+            await self._retrying(partial(self._move_watermarks, topic, tops))
         for item in items:
             outcomes[item.index] = applied.get(item.index, "deadletter")
         await self._write_states({k: states[k] for k in last_index}, table, write)
         self._count(outcomes, time.perf_counter() - started)
         return outcomes
+
+    async def _move_watermarks(self, topic: str, tops: dict[int, int]) -> None:
+        async with self._pool.acquire() as conn:
+            await repo.move_watermarks(conn, topic, tops)
+
+    async def next_offset(self, topic: str, partition: int) -> int | None:
+        """The offset after ``partition``'s watermark: where processing must resume (None:
+        nothing handled from it yet)."""
+        async with self._pool.acquire() as conn:
+            offset = await repo.watermark(conn, topic, partition)
+        return None if offset is None else offset + 1
 
     async def _write_states(
         self,

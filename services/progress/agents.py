@@ -3,7 +3,9 @@
 The agent reads statements with manual acknowledgement and hands each to the
 :class:`~services.progress.pipeline.Pipeline`, which applies it, seals batches, projects them
 and acknowledges their events only once every effect is durable (at-least-once, every effect
-idempotent). Poison messages go to the dead-letter topic with their reason.
+idempotent). Poison messages go to the dead-letter topic with their reason. An
+:class:`~shared.delivery.OffsetGuard` (positions from the projection's watermarks) reads again
+any record Faust's stream skips around a rebalance, so none is committed unprocessed.
 
 The table (``learners``) is keyed by the source message key ``"<tenant>|<learner_key>"`` and
 uses the producer's partitioner for its changelog, so changelog partition = source partition
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
@@ -24,6 +27,7 @@ from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import Pipeline
 from services.progress.projection import Projector
 from shared.batching import CachingPartitioner, Output, consume_in_batches
+from shared.delivery import OffsetGuard, refetch
 from shared.kafka import Topics
 from shared.streaming import make_faust_app, raw_topic
 
@@ -99,8 +103,16 @@ def build_worker(
         within=batch_within,
     )
 
+    guard = OffsetGuard(
+        topics.statements,
+        partial(refetch, bootstrap, topics.statements),
+        position=projector.next_offset,
+        on_gap=lambda _partition, records: metrics.refetched.inc(records),
+    )
+
     async def process(stream: Any) -> None:
-        await consume_in_batches(app, stream, pipeline)  # acknowledged once a batch is durable
+        # acknowledged once a batch is durable; nothing Faust skips is lost (the guard)
+        await consume_in_batches(app, stream, pipeline, guard)
 
     app.agent(source, name="statements")(process)
     return Worker(app, table, processor, projector, pipeline, topics.statements)

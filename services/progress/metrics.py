@@ -47,6 +47,11 @@ class ProgressMetrics(BaseMetrics):
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.refetched = Counter(
+            self.name("records_refetched"),
+            "Records the stream skipped (Faust, around a rebalance), read again from Kafka",
+            registry=registry,
+        )
         self.projection_skipped = Counter(
             self.name("projection_skipped"),
             "Statements at or below the projection watermark (already projected)",

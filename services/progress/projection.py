@@ -54,6 +54,13 @@ class Projector:
     def __len__(self) -> int:
         return len(self._items)
 
+    async def next_offset(self, partition: int) -> int | None:
+        """The offset after ``partition``'s watermark: where processing must resume (None:
+        nothing projected from it yet)."""
+        async with self._pool.acquire() as conn:
+            marks = await repo.watermarks(conn, self._topic, [partition])
+        return marks[partition] + 1 if partition in marks else None
+
     def take(self) -> list[tuple[int, int, Outcome | None]]:
         """What was added since the last call (a sealed batch, flushed later)."""
         items, self._items = self._items, []

@@ -127,8 +127,18 @@ async def test_batches_apply_many_learners_once_with_changelog_on_the_learners_p
             (who, "failure_streak", 2) for who in sorted(learners)
         ]  # opened by the 4th wrong answer, updated by the 5th; nothing twice
         changelog = alerts.stream.table.changelog_topic.get_topic_name()
+        marks = await running.fetch(
+            'SELECT topic, partition, "offset" FROM watermarks ORDER BY partition'
+        )
 
     source = await consume(kafka_bootstrap, topics.progress_updates, len(updates) + 60)
+    # each partition's watermark (where a reassigned worker resumes) is its last record
+    last_offset: dict[int, int] = {}
+    for r in source:
+        last_offset[r.partition] = max(r.offset, last_offset.get(r.partition, -1))
+    assert [(m["topic"], m["partition"], m["offset"]) for m in marks] == [
+        (topics.progress_updates, p, last_offset[p]) for p in sorted(last_offset)
+    ]
     partition_of = {r.key: r.partition for r in source}
     records = await consume(kafka_bootstrap, changelog, len(learners), settle=0.5)
     assert {r.key for r in records} == {env.key for env in updates}

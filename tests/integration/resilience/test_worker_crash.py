@@ -6,7 +6,10 @@ of its own, get the same deterministic input: the classroom simulator's statemen
 ingest prepares them and published to ``xapi.statements``. The *reference* run gets it all at
 once and is left alone. The *crashed* run gets it at a steady pace; once a quarter of it is
 projected the progress worker is killed with SIGKILL and restarted (publishing goes on), and once
-about half the progress updates are applied the alerts worker is killed and restarted. When both
+about half the progress updates are applied the alerts worker is killed and restarted; each kill
+waits for a moment when the worker has handled records its group has not committed yet (its
+watermarks are ahead of the committed offsets), so the restarted worker is sure to see work
+again. When both
 runs have drained:
 
 * progress: every projection table is equal to the reference's, every watermark is at the end
@@ -254,6 +257,21 @@ class Run:
         """Progress updates applied by alerts (distinct event ids)."""
         return int((await self.q("alerts", "SELECT count(*) AS n FROM inbox"))[0]["n"])
 
+    async def uncommitted(self, service: str) -> int:
+        """Records ``service`` has handled (its watermarks, written with its effects) beyond
+        the offsets its consumer group committed: what a kill now makes it see again."""
+        topic = self.topics.statements if service == "progress" else self.topics.progress_updates
+        rows = await self.q(
+            service, f"SELECT partition, \"offset\" FROM watermarks WHERE topic = '{topic}'"
+        )
+        handled = {r["partition"]: r["offset"] + 1 for r in rows}
+        async with kafka_admin(self.pipeline.bootstrap) as admin:
+            group = await admin.list_consumer_group_offsets(
+                f"{self.pipeline.prefix}skillstream-{service}"
+            )
+        committed = {tp.partition: meta.offset for tp, meta in group.items() if tp.topic == topic}
+        return sum(max(0, end - max(committed.get(p, 0), 0)) for p, end in handled.items())
+
     async def unpublished(self) -> int:
         rows = await self.q("alerts", "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
         return int(rows[0]["n"])
@@ -372,9 +390,10 @@ async def test_kill_9_progress_and_alerts_workers_mid_stream(
                 publish(kafka_bootstrap, hit.topics.statements, load.items, pace=True)
             )
 
-            # progress: killed once a quarter is projected, while statements keep coming
+            # progress: killed once a quarter is projected, while statements keep coming, at a
+            # moment when projected statements are not committed yet (so it sees them again)
             async def quarter() -> bool:
-                return await hit.projected() >= n // 4
+                return await hit.projected() >= n // 4 and await hit.uncommitted("progress") > 0
 
             await until(quarter, 60, "a quarter of the statements projected (crashed run)")
             hit.kill("progress")
@@ -399,7 +418,7 @@ async def test_kill_9_progress_and_alerts_workers_mid_stream(
 
             # alerts: killed once about half the updates are applied
             async def half() -> bool:
-                return await hit.applied() >= updates // 2
+                return await hit.applied() >= updates // 2 and await hit.uncommitted("alerts") > 0
 
             await until(half, DRAIN, "half the updates applied (crashed run)")
             hit.kill("alerts")

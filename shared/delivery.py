@@ -1,0 +1,165 @@
+"""No gap in what a worker processes: each partition's records reach the pipeline in offset
+order with none missing, whatever Faust does around a rebalance.
+
+Why it is needed. faust-streaming drops records around a rebalance in ways its offsets then
+commit past. Its stream *skips and acknowledges* (even on a ``noack()`` stream) every record it
+takes while flow control is suspended or that was fetched in an earlier consumer generation
+(``faust/streams.py``, "Skipping message ... generation_id"): such a record is never seen by the
+agent, yet its offset is marked done, and the commit made while the partitions are revoked
+(``Consumer.wait_empty``, with the committed offset forgotten) can move past it; the fetch loop
+also moves its read offset on when flow control cuts a delivery short, and its head-gap check
+(``min(acked) - committed > 1``) lets a commit jump a one-record gap. Seen as a kill -9 test that
+lost one progress update in about five runs (``tests/integration/resilience/
+test_worker_crash.py``). Upstream reports of the same family: faust-streaming issues 216, 221,
+312 and 596.
+
+What this does. :class:`OffsetGuard` knows, per partition, the next offset the pipeline must
+see: the offset after the last record it was given, or -- for a partition it has not seen since
+it was (re)assigned -- the position the service's own database says was processed (the
+projection's watermark, written in the same transaction as the effects, or just after). When a
+record arrives beyond it, the records in between are read again straight from Kafka (a plain
+consumer, no group: :func:`refetch`) and handed to the pipeline first, in order, as
+:class:`Refetched` events, which are acknowledged to Faust's consumer like its own. Records at or
+below the position pass (redeliveries: the pipelines are idempotent). Records deleted by
+retention are not waited for: a gap that starts before the partition's first offset starts
+there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import TopicPartition
+from faust.types import ConsumerMessage
+
+from shared.errors import DependencyUnavailableError
+from shared.kafka import kafka_consumer
+
+log = logging.getLogger(__name__)
+
+#: ``refetch(partition, start, end)``: the records of ``[start, end)`` still in the log
+#: (``start`` may be before the log's first offset), as events
+Refetch = Callable[[int, int, int], Awaitable[Sequence["Refetched"]]]
+#: ``position(partition)``: the next offset the database says is to be processed, or None
+Position = Callable[[int], Awaitable[int | None]]
+#: ``on_gap(partition, records)``: a gap was filled with ``records`` records
+OnGap = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Refetched:
+    """A record read again by :func:`refetch`: what the pipelines read from a Faust event
+    (``key``, ``value``, ``message.topic/partition/offset``)."""
+
+    key: bytes | None
+    value: bytes | None
+    message: ConsumerMessage
+
+    def ack(self, consumer: Any) -> bool:
+        """Mark its offset done in Faust's consumer (as a stream does for its own events)."""
+        return bool(self.message.ack(consumer))
+
+
+class OffsetGuard:
+    """Per partition, the next offset the pipeline must be given (see the module's text).
+
+    ``admit(event)`` returns what to hand to the pipeline, in order: the missing records
+    before ``event`` (read again) and ``event`` itself. ``forget(partitions)`` on revocation:
+    another worker may process them meanwhile, so their position is read from the database
+    again when they come back."""
+
+    def __init__(
+        self,
+        topic: str,
+        refetch: Refetch,
+        position: Position | None = None,
+        on_gap: OnGap | None = None,
+    ) -> None:
+        self.topic = topic
+        self._refetch = refetch
+        self._position = position
+        self._on_gap = on_gap
+        self._next: dict[int, int] = {}
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._next.pop(partition, None)
+
+    def expected(self, partition: int) -> int | None:
+        return self._next.get(partition)
+
+    async def admit(self, event: Any) -> list[Any]:
+        msg = event.message
+        partition, offset = msg.partition, msg.offset
+        expected = self._next.get(partition)
+        if expected is None and self._position is not None:
+            expected = await self._position(partition)
+        events: list[Any] = [event]
+        if expected is not None and offset > expected:
+            missing = [
+                e
+                for e in await self._refetch(partition, expected, offset)
+                if expected <= e.message.offset < offset
+            ]
+            log.warning(
+                "records skipped by the consumer were read again",
+                extra={
+                    "topic": msg.topic,
+                    "partition": partition,
+                    "from_offset": expected,
+                    "to_offset": offset,
+                    "records": len(missing),
+                },
+            )
+            if self._on_gap is not None:
+                self._on_gap(partition, len(missing))
+            events = [*missing, event]
+        if expected is None or offset >= expected:
+            self._next[partition] = offset + 1
+        return events
+
+
+async def refetch(
+    bootstrap: str, topic: str, partition: int, start: int, end: int, *, within: float = 30.0
+) -> list[Refetched]:
+    """The records of ``topic``/``partition`` at offsets ``[start, end)`` that are still in the
+    log, as :class:`Refetched` events (a consumer of its own: no group, nothing committed).
+    Raises :class:`DependencyUnavailableError` when they cannot be read within ``within`` s."""
+    tp = TopicPartition(topic, partition)
+    out: list[Refetched] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    async with kafka_consumer(bootstrap, group_id=None) as consumer:
+        consumer.assign([tp])
+        position = start
+        while True:
+            # records deleted by retention are not waited for
+            position = max(position, (await consumer.beginning_offsets([tp]))[tp])
+            if position >= end:
+                return out
+            if loop.time() > deadline:
+                raise DependencyUnavailableError(
+                    f"{topic}[{partition}] offsets {position}..{end - 1} not read in {within} s"
+                )
+            consumer.seek(tp, position)
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=end - position)
+            for record in batch.get(tp, []):
+                if record.offset >= end:
+                    return out
+                message = ConsumerMessage(
+                    topic,
+                    partition,
+                    record.offset,
+                    record.timestamp / 1000.0,
+                    record.timestamp_type,
+                    list(record.headers or ()),
+                    record.key,
+                    record.value,
+                    None,
+                )
+                out.append(Refetched(record.key, record.value, message))
+                position = record.offset + 1
