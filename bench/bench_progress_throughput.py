@@ -46,6 +46,7 @@ from services.progress.config import ProgressSettings
 from services.progress.frameworks import FrameworkRegistry
 from services.progress.handlers import Processor
 from services.progress.state import LearnerRecord, encode
+from shared import watermarks
 from shared.db import create_pool
 from shared.envelope import STATEMENT_V1, Envelope
 from shared.framework import Framework
@@ -154,7 +155,7 @@ async def worker_rate(settings: ProgressSettings, topic: str, n: int) -> tuple[f
         first_t, first_n, first_cpu = None, 0, 0.0
         while True:
             async with progress.pool.acquire() as conn:
-                marks = await repo.all_watermarks(conn, topic)
+                marks = await watermarks.read(conn, topic)
             done = sum(o + 1 for o in marks.values())
             now = time.perf_counter()
             if done and first_t is None:

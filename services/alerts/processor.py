@@ -54,6 +54,7 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.rules import DetectorSettings, resolve
 from services.alerts.sessions import attendance_rows
 from services.alerts.state import LearnerState, Signal, StateEncoder
+from shared import watermarks
 from shared.batching import DecodedValues
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.errors import PermanentError, is_retriable
@@ -282,14 +283,12 @@ class Processor:
 
     async def _move_watermarks(self, topic: str, tops: dict[int, int]) -> None:
         async with self._pool.acquire() as conn:
-            await repo.move_watermarks(conn, topic, tops)
+            await watermarks.move(conn, topic, tops)
 
     async def next_offset(self, topic: str, partition: int) -> int | None:
         """The offset after ``partition``'s watermark: where processing must resume (None:
         nothing handled from it yet)."""
-        async with self._pool.acquire() as conn:
-            offset = await repo.watermark(conn, topic, partition)
-        return None if offset is None else offset + 1
+        return await watermarks.next_offset(self._pool, topic, partition)
 
     async def _write_states(
         self,

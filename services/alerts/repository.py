@@ -106,27 +106,6 @@ async def advance_partition_clocks(conn: Conn, clocks: dict[int, datetime]) -> N
     )
 
 
-async def move_watermarks(conn: Conn, topic: str, offsets: dict[int, int]) -> None:
-    """The last offset handled per partition of ``topic`` (only ever moves forward)."""
-    parts = sorted(offsets)
-    await conn.execute(
-        'INSERT INTO watermarks (topic, partition, "offset")'
-        " SELECT $1, u.p, u.o FROM unnest($2::integer[], $3::bigint[]) AS u(p, o)"
-        ' ON CONFLICT (topic, partition) DO UPDATE SET "offset" ='
-        ' GREATEST(watermarks."offset", EXCLUDED."offset")',
-        topic,
-        parts,
-        [offsets[p] for p in parts],
-    )
-
-
-async def watermark(conn: Conn, topic: str, partition: int) -> int | None:
-    value: int | None = await conn.fetchval(
-        'SELECT "offset" FROM watermarks WHERE topic = $1 AND partition = $2', topic, partition
-    )
-    return value
-
-
 async def event_clock(conn: Conn) -> datetime | None:
     """The event clock: the low watermark over the partitions applied so far (the smallest of
     their largest event times), else the largest event time seen (updates applied without a

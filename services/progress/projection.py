@@ -27,6 +27,7 @@ import asyncpg
 from services.progress import repository as repo
 from services.progress.handlers import CompetencyRow, DailyRow, Outcome
 from services.progress.metrics import ProgressMetrics
+from shared import watermarks
 from shared.errors import is_retriable
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,7 @@ class Projector:
     async def next_offset(self, partition: int) -> int | None:
         """The offset after ``partition``'s watermark: where processing must resume (None:
         nothing projected from it yet)."""
-        async with self._pool.acquire() as conn:
-            marks = await repo.watermarks(conn, self._topic, [partition])
-        return marks[partition] + 1 if partition in marks else None
+        return await watermarks.next_offset(self._pool, self._topic, partition)
 
     def take(self) -> list[tuple[int, int, Outcome | None]]:
         """What was added since the last call (a sealed batch, flushed later)."""
@@ -95,7 +94,7 @@ class Projector:
         top: dict[int, int] = {}
         skipped = 0
         async with self._pool.acquire() as conn, conn.transaction():
-            marks = await repo.watermarks(conn, self._topic, partitions)
+            marks = await watermarks.read(conn, self._topic, partitions, lock=True)
             for partition, offset, out in items:
                 if offset <= marks.get(partition, -1):
                     skipped += 1
@@ -126,7 +125,7 @@ class Projector:
                 [weeks[k] for k in sorted(weeks)],
             )
             if top:
-                await repo.move_watermarks(conn, self._topic, top)
+                await watermarks.move(conn, self._topic, top)
         self._metrics.batch_size.observe(len(items))
         self._metrics.batch_latency.observe(time.perf_counter() - started)
         if skipped:

@@ -20,6 +20,7 @@ from aiokafka import TopicPartition
 from services.progress import repository as repo
 from services.progress.app import migrate, open_progress, topics_of
 from services.progress.config import ProgressSettings
+from shared import watermarks
 from shared.db import create_pool
 from shared.errors import DependencyUnavailableError
 from shared.kafka import kafka_consumer, wait_for_broker
@@ -56,7 +57,7 @@ async def rebuild(
         deadline = loop.time() + within
         while True:
             async with progress.pool.acquire() as conn:
-                marks = await repo.all_watermarks(conn, topic)
+                marks = await watermarks.read(conn, topic)
             if all(marks.get(p, -1) >= o for p, o in wanted.items()):
                 break
             if loop.time() > deadline:

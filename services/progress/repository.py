@@ -156,33 +156,6 @@ async def tenant_of_token(conn: Conn, token: str) -> str | None:
 # --- projection --------------------------------------------------------------------------------
 
 
-async def watermarks(conn: Conn, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-    rows = await conn.fetch(
-        'SELECT partition, "offset" FROM watermarks WHERE topic=$1 AND partition = ANY($2)'
-        " FOR UPDATE",
-        topic,
-        list(partitions),
-    )
-    return {int(r["partition"]): int(r["offset"]) for r in rows}
-
-
-async def all_watermarks(conn: Conn, topic: str) -> dict[int, int]:
-    rows = await conn.fetch('SELECT partition, "offset" FROM watermarks WHERE topic=$1', topic)
-    return {int(r["partition"]): int(r["offset"]) for r in rows}
-
-
-async def move_watermarks(conn: Conn, topic: str, offsets: dict[int, int]) -> None:
-    await conn.execute(
-        'INSERT INTO watermarks (topic, partition, "offset")'
-        " SELECT $1, u.p, u.o FROM unnest($2::int[], $3::bigint[]) AS u(p, o)"
-        ' ON CONFLICT (topic, partition) DO UPDATE SET "offset" ='
-        ' GREATEST(watermarks."offset", EXCLUDED."offset")',
-        topic,
-        list(offsets),
-        list(offsets.values()),
-    )
-
-
 # Rows are sent as one JSON array of objects per table (orjson, in C) and unpacked by
 # ``json_to_recordset``: binding 16 typed arrays costs asyncpg several microseconds per value
 # in Python-level type checks, the JSON a fraction of that; values are exact (floats are

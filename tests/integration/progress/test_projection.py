@@ -18,6 +18,7 @@ from services.progress.handlers import Outcome, Processor
 from services.progress.metrics import ProgressMetrics
 from services.progress.projection import Projector
 from services.progress.state import LearnerRecord
+from shared import watermarks
 from shared.db import create_pool
 from shared.envelope import STATEMENT_V1, Envelope
 from tests.integration.progress.conftest import projection
@@ -75,7 +76,7 @@ async def test_replayed_batches_change_nothing_and_older_state_never_wins(
     assert await projector.flush() == 1
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT attempts FROM learner_competency")
-        marks = await repo.all_watermarks(conn, TOPIC)
+        marks = await watermarks.read(conn, TOPIC)
     assert [r["attempts"] for r in rows] == [4]
     assert marks == {0: 3}
     assert metrics.projection_skipped._value.get() == 4

@@ -14,6 +14,7 @@ from services.progress.app import open_progress
 from services.progress.config import ProgressSettings
 from services.progress.handlers import update_event_id
 from services.progress.rebuild import rebuild
+from shared import watermarks
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.events import ProgressUpdate
 from shared.http import HEALTH_KEY
@@ -57,7 +58,7 @@ async def test_statements_become_updates_projection_and_deadletters(
 
         async def all_projected() -> bool:
             async with progress.pool.acquire() as conn:
-                marks = await repo.all_watermarks(conn, topics.statements)
+                marks = await watermarks.read(conn, topics.statements)
             return sum(o + 1 for o in marks.values()) == 7  # the poison offset included
 
         await eventually(all_projected, what="all 7 offsets projected")
@@ -127,7 +128,7 @@ async def test_restart_recovers_table_and_rebuild_is_identical(
 
         async def four_and_caught_up() -> bool:
             async with progress.pool.acquire() as conn:
-                marks = await repo.all_watermarks(conn, progress.topics.statements)
+                marks = await watermarks.read(conn, progress.topics.statements)
             return (
                 await _attempts(settings, progress.pool, lk) == 4
                 and sum(o + 1 for o in marks.values()) == 6
