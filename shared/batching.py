@@ -214,11 +214,12 @@ async def consume_in_batches(
     ticking = asyncio.ensure_future(timer())
     try:
         async for event in manual.events():
-            if guard is None:
+            if guard is None or guard.in_order(event):
                 await pipeline.on_event(event)
             else:
-                for admitted in await guard.admit(event):
-                    await pipeline.on_event(admitted)
+                async with contextlib.aclosing(guard.admit(event)) as admitted:
+                    async for each in admitted:
+                        await pipeline.on_event(each)
     finally:
         ticking.cancel()
         await pipeline.abandon()

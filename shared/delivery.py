@@ -28,8 +28,9 @@ there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,8 @@ from shared.kafka import kafka_consumer
 log = logging.getLogger(__name__)
 
 #: ``refetch(partition, start, end)``: the records of ``[start, end)`` still in the log
-#: (``start`` may be before the log's first offset), as events
-Refetch = Callable[[int, int, int], Awaitable[Sequence["Refetched"]]]
+#: (``start`` may be before the log's first offset), as events, in order
+Refetch = Callable[[int, int, int], AsyncGenerator["Refetched", None]]
 #: ``position(partition)``: the next offset the database says is to be processed, or None
 Position = Callable[[int], Awaitable[int | None]]
 #: ``on_gap(partition, records)``: a gap was filled with ``records`` records
@@ -67,10 +68,11 @@ class Refetched:
 class OffsetGuard:
     """Per partition, the next offset the pipeline must be given (see the module's text).
 
-    ``admit(event)`` returns what to hand to the pipeline, in order: the missing records
-    before ``event`` (read again) and ``event`` itself. ``forget(partitions)`` on revocation:
-    another worker may process them meanwhile, so their position is read from the database
-    again when they come back."""
+    ``in_order(event)``: the fast path, true when nothing is missing before ``event``;
+    otherwise ``admit(event)`` yields what to hand to the pipeline, in order: the missing
+    records before ``event`` (read again) and ``event`` itself. ``forget(partitions)`` on
+    revocation: another worker may process them meanwhile, so their position is read from the
+    database again when they come back."""
 
     def __init__(
         self,
@@ -92,19 +94,33 @@ class OffsetGuard:
     def expected(self, partition: int) -> int | None:
         return self._next.get(partition)
 
-    async def admit(self, event: Any) -> list[Any]:
+    def in_order(self, event: Any) -> bool:
+        """True (and the position moves on) when the partition's position is known and
+        nothing is missing before ``event``; else :meth:`admit` it."""
+        msg = event.message
+        expected = self._next.get(msg.partition)
+        if expected is None or msg.offset > expected:
+            return False
+        if msg.offset == expected:
+            self._next[msg.partition] = expected + 1
+        return True
+
+    async def admit(self, event: Any) -> AsyncGenerator[Any, None]:
+        """What to hand to the pipeline for ``event``, in order: the records missing before
+        it (read again, streamed: a long gap is never held in memory at once), then
+        ``event``."""
         msg = event.message
         partition, offset = msg.partition, msg.offset
         expected = self._next.get(partition)
         if expected is None and self._position is not None:
             expected = await self._position(partition)
-        events: list[Any] = [event]
         if expected is not None and offset > expected:
-            missing = [
-                e
-                for e in await self._refetch(partition, expected, offset)
-                if expected <= e.message.offset < offset
-            ]
+            records = 0
+            async with contextlib.aclosing(self._refetch(partition, expected, offset)) as read:
+                async for missing in read:
+                    if expected <= missing.message.offset < offset:
+                        records += 1
+                        yield missing
             log.warning(
                 "records skipped by the consumer were read again",
                 extra={
@@ -112,44 +128,52 @@ class OffsetGuard:
                     "partition": partition,
                     "from_offset": expected,
                     "to_offset": offset,
-                    "records": len(missing),
+                    "records": records,
                 },
             )
             if self._on_gap is not None:
-                self._on_gap(partition, len(missing))
-            events = [*missing, event]
+                self._on_gap(partition, records)
         if expected is None or offset >= expected:
             self._next[partition] = offset + 1
-        return events
+        yield event
 
 
 async def refetch(
-    bootstrap: str, topic: str, partition: int, start: int, end: int, *, within: float = 30.0
-) -> list[Refetched]:
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    start: int,
+    end: int,
+    *,
+    within: float = 30.0,
+    chunk: int = 500,
+) -> AsyncGenerator[Refetched, None]:
     """The records of ``topic``/``partition`` at offsets ``[start, end)`` that are still in the
-    log, as :class:`Refetched` events (a consumer of its own: no group, nothing committed).
-    Raises :class:`DependencyUnavailableError` when they cannot be read within ``within`` s."""
+    log, in order, as :class:`Refetched` events, read ``chunk`` at a time (a consumer of its
+    own: no group, nothing committed). Raises :class:`DependencyUnavailableError` when no
+    record comes for ``within`` s."""
     tp = TopicPartition(topic, partition)
-    out: list[Refetched] = []
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
     async with kafka_consumer(bootstrap, group_id=None) as consumer:
         consumer.assign([tp])
         position = start
+        deadline = loop.time() + within
         while True:
             # records deleted by retention are not waited for
             position = max(position, (await consumer.beginning_offsets([tp]))[tp])
             if position >= end:
-                return out
+                return
             if loop.time() > deadline:
                 raise DependencyUnavailableError(
                     f"{topic}[{partition}] offsets {position}..{end - 1} not read in {within} s"
                 )
             consumer.seek(tp, position)
-            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=end - position)
+            batch = await consumer.getmany(
+                tp, timeout_ms=1000, max_records=min(chunk, end - position)
+            )
             for record in batch.get(tp, []):
                 if record.offset >= end:
-                    return out
+                    return
                 message = ConsumerMessage(
                     topic,
                     partition,
@@ -161,5 +185,6 @@ async def refetch(
                     record.value,
                     None,
                 )
-                out.append(Refetched(record.key, record.value, message))
+                yield Refetched(record.key, record.value, message)
                 position = record.offset + 1
+                deadline = loop.time() + within

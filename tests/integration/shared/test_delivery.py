@@ -18,11 +18,17 @@ from aiokafka import TopicPartition
 from aiokafka.admin import RecordsToDelete
 
 from shared.batching import Batcher, consume_in_batches
-from shared.delivery import OffsetGuard, refetch
+from shared.delivery import OffsetGuard, Refetched, refetch
 from shared.kafka import TopicSpec, ensure_topics, kafka_admin, kafka_producer
 from shared.streaming import make_faust_app, raw_topic, running
 
 pytestmark = pytest.mark.timeout(90)
+
+
+async def read(
+    bootstrap: str, topic: str, partition: int, start: int, end: int, **kw: Any
+) -> list[Refetched]:
+    return [r async for r in refetch(bootstrap, topic, partition, start, end, **kw)]
 
 
 async def test_refetch_reads_the_range_in_order(
@@ -36,20 +42,24 @@ async def test_refetch_reads_the_range_in_order(
             await producer.send_and_wait(topic, b"v%d" % i, key=b"k%d" % i, partition=1)
         await producer.send_and_wait(topic, b"other", key=b"x", partition=0)
 
-    got = await refetch(kafka_bootstrap, topic, 1, 3, 7)
+    got = await read(kafka_bootstrap, topic, 1, 3, 7)
     assert [(r.message.offset, r.key, r.value) for r in got] == [
         (o, b"k%d" % o, b"v%d" % o) for o in range(3, 7)
     ]
     assert {(r.message.topic, r.message.partition) for r in got} == {(topic, 1)}
     assert not any(r.message.acked for r in got)
-    assert await refetch(kafka_bootstrap, topic, 1, 7, 7) == []
+    assert await read(kafka_bootstrap, topic, 1, 7, 7) == []
+    # read a chunk at a time, the same records
+    assert [r.message.offset for r in await read(kafka_bootstrap, topic, 1, 0, 10, chunk=3)] == (
+        list(range(10))
+    )
 
     # the first 5 records are deleted (as retention would): the range starts at the log's start
     async with kafka_admin(kafka_bootstrap) as admin:
         await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(5)})
-    got = await refetch(kafka_bootstrap, topic, 1, 2, 8)
+    got = await read(kafka_bootstrap, topic, 1, 2, 8)
     assert [r.message.offset for r in got] == [5, 6, 7]
-    assert await refetch(kafka_bootstrap, topic, 1, 0, 4, within=5) == []
+    assert await read(kafka_bootstrap, topic, 1, 0, 4, within=5) == []
 
 
 class SkippingStream:
