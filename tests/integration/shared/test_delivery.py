@@ -1,9 +1,9 @@
 """:func:`shared.delivery.refetch` against the real broker: the records of an offset range, in
 order, with what the pipelines read (key, value, topic, partition, offset); records deleted
 from the log (retention) are not waited for. And :class:`~shared.delivery.OffsetGuard` in a
-real Faust worker: a record the stream skips (acknowledged, never given to the agent, as Faust
-does around a rebalance) is processed, in order, before the offset past it is committed --
-without the guard it is committed and lost."""
+real Faust worker: a record the stream skips (acknowledged, never given to the agent, as
+Faust's pure-Python stream does around a rebalance) is processed, in order, before the offset
+past it is committed -- without the guard it is committed and lost."""
 
 from __future__ import annotations
 
@@ -63,9 +63,9 @@ async def test_refetch_reads_the_range_in_order(
 
 
 class SkippingStream:
-    """A Faust stream that does to one record what Faust's own stream does to records it takes
-    while flow control is suspended or from an earlier generation: acknowledges it and never
-    gives it to the agent (``faust/streams.py``, "Skipping message")."""
+    """A Faust stream that does to one record what Faust's pure-Python stream does to records
+    it takes while flow control is suspended or from an earlier generation: acknowledges it and
+    never gives it to the agent (``faust/streams.py``, "Skipping message")."""
 
     def __init__(self, stream: Any, skip: int) -> None:
         self._stream = stream
