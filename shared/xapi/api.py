@@ -179,9 +179,9 @@ def statement_to_json(statement: Statement) -> bytes:
 
 
 def statement_to_dict(statement: Statement) -> dict[str, Any]:
-    """The JSON-ready dict of :func:`statement_to_json`: pydantic-core writes the JSON text
-    and orjson reads it back, both in native code -- about three times faster than
-    ``dump_python(mode="json")``, which builds every value through Python, for the same dict
-    (ingest's hot path)."""
-    data: dict[str, Any] = orjson.loads(statement_to_json(statement))
+    """The JSON-ready dict of :func:`statement_to_json` (equal to ``orjson.loads`` of it),
+    built without going through JSON text."""
+    data: dict[str, Any] = _STATEMENT.dump_python(
+        statement, mode="json", by_alias=True, exclude_none=True
+    )
     return data
