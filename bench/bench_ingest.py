@@ -24,6 +24,10 @@ Runs, in one go so the machine's noise hits them alike:
   validation, HTTP or Kafka. It is printed in the table, not in the JSON line the smoke test
   reads.
 
+Per run, the ingest process's CPU seconds per 1,000 statements (``/proc``, Linux) are printed
+too: steadier than the rates on a shared, noisy machine (for the Kafka run they cover the
+process's whole life, start-up included).
+
 The statements come from the classroom simulator (realistic LMS statements, unique ids).
 ``--smoke`` runs tiny counts so the test suite can prove the script still works.
 """
@@ -65,6 +69,11 @@ class Result:
     name: str
     statements: int
     seconds: float
+    cpu: float | None = None  # CPU seconds the ingest process used during the run
+
+    @property
+    def cpu_per_1k(self) -> str:
+        return "" if self.cpu is None else f"{self.cpu * 1000 / self.statements:.3f}"
 
     @property
     def rate(self) -> float:
@@ -142,6 +151,16 @@ class IngestProcess:
                 await asyncio.sleep(0.2)
         raise SystemExit("ingest did not become ready in 60 s")
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the running ingest process (Linux ``/proc``), else None."""
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -190,6 +209,7 @@ async def post_all(base: str, auth: str, bodies: Sequence[bytes], in_flight: int
 
 
 async def bench_http(
+    ingest: IngestProcess,
     base: str,
     auth: str,
     pool: asyncpg.Pool,
@@ -206,15 +226,18 @@ async def bench_http(
             b"[" + b",".join(statements[i : i + batch]) + b"]"
             for i in range(0, len(statements), batch)
         ]
-    started = time.monotonic()
+    started, cpu = time.monotonic(), ingest.cpu_seconds()
     await post_all(base, auth, bodies, in_flight)
     done = await wait_published(pool, schema, already + len(statements), 600)
+    used = ingest.cpu_seconds()
     name = (
         "HTTP, 1 statement per POST, 16 in flight"
         if batch == 1
         else (f"HTTP, batches of {batch}, {in_flight} in flight")
     )
-    return Result(name, len(statements), done - started)
+    return Result(
+        name, len(statements), done - started, None if cpu is None or used is None else used - cpu
+    )
 
 
 async def bench_raw_producer(
@@ -370,8 +393,10 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result]]:
             )
             extra.append(await bench_raw_insert(dsn, f"{schema}_base", raw))
             await ingest.start(base)
-            results.append(await bench_http(base, auth, pool, schema, single, 1, 16, 0))
-            results.append(await bench_http(base, auth, pool, schema, batched, 100, 4, args.single))
+            results.append(await bench_http(ingest, base, auth, pool, schema, single, 1, 16, 0))
+            results.append(
+                await bench_http(ingest, base, auth, pool, schema, batched, 100, 4, args.single)
+            )
             ingest.stop()
             # Kafka intake: records wait on the raw topic, then ingest starts and drains them
             async with kafka_producer(bootstrap) as producer:
@@ -381,7 +406,12 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result]]:
             await ingest.start(base)
             done = await wait_published(pool, schema, total, 600)
             results.append(
-                Result("Kafka raw-topic intake (incl. start-up)", len(raw), done - started)
+                Result(
+                    "Kafka raw-topic intake (incl. start-up)",
+                    len(raw),
+                    done - started,
+                    ingest.cpu_seconds(),  # the whole process life: start-up included
+                )
             )
             extra.append(await kafka_steady_state(pool, schema, len(raw)))
         finally:
@@ -407,12 +437,12 @@ def main() -> None:
         f"# ingest throughput, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.node()} ({os.cpu_count()} cores)"
     )
-    print("| run | statements | seconds | statements/s | vs raw producer |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| run | statements | seconds | statements/s | vs raw producer | ingest CPU-s per 1k |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in [results[0], *extra[:2], *results[1:], *extra[2:]]:
         print(
             f"| {r.name} | {r.statements} | {r.seconds:.2f} | {r.rate:,.0f} | "
-            f"{r.rate / baseline:.1%} |"
+            f"{r.rate / baseline:.1%} | {r.cpu_per_1k} |"
         )
     print(orjson.dumps({r.name: round(r.rate, 1) for r in results}).decode())
 
