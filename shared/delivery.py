@@ -17,13 +17,15 @@ of the same family: faust-streaming issues 216, 221, 312 and 596.
 What this does. :class:`OffsetGuard` knows, per partition, the next offset the pipeline must
 see: the offset after the last record it was given, or -- for a partition it has not seen since
 it was (re)assigned -- the position the service's own database says was processed (the
-projection's watermark, written in the same transaction as the effects, or just after). When a
-record arrives beyond it, the records in between are read again straight from Kafka (a plain
-consumer, no group: :func:`refetch`) and handed to the pipeline first, in order, as
-:class:`Refetched` events, which are acknowledged to Faust's consumer like its own. Records at or
-below the position pass (redeliveries: the pipelines are idempotent). Records deleted by
-retention are not waited for: a gap that starts before the partition's first offset starts
-there.
+projection's watermark, written in the same transaction as the effects, or just after), and for
+a partition the database has never seen, the consumer group's committed offset, or the log's
+first offset when the group has none (:func:`group_position`; read before this process
+acknowledges anything of the partition). When a record arrives beyond it, the records in
+between are read again straight from Kafka (a plain consumer, no group: :func:`refetch`) and
+handed to the pipeline first, in order, as :class:`Refetched` events, which are acknowledged to
+Faust's consumer like its own. Records at or below the position pass (redeliveries: the
+pipelines are idempotent). Records deleted by retention are not waited for: a gap that starts
+before the partition's first offset starts there.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from aiokafka import TopicPartition
 from faust.types import ConsumerMessage
 
 from shared.errors import DependencyUnavailableError
-from shared.kafka import kafka_consumer
+from shared.kafka import kafka_admin, kafka_consumer
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +83,12 @@ class OffsetGuard:
         refetch: Refetch,
         position: Position | None = None,
         on_gap: OnGap | None = None,
+        fallback: Position | None = None,
     ) -> None:
         self.topic = topic
         self._refetch = refetch
         self._position = position
+        self._fallback = fallback  # when ``position`` knows nothing of the partition
         self._on_gap = on_gap
         self._next: dict[int, int] = {}
 
@@ -115,6 +119,8 @@ class OffsetGuard:
         expected = self._next.get(partition)
         if expected is None and self._position is not None:
             expected = await self._position(partition)
+        if expected is None and self._fallback is not None:
+            expected = await self._fallback(partition)
         if expected is not None and offset > expected:
             records = 0
             async with contextlib.aclosing(self._refetch(partition, expected, offset)) as read:
@@ -137,6 +143,19 @@ class OffsetGuard:
         if expected is None or offset >= expected:
             self._next[partition] = offset + 1
         yield event
+
+
+async def group_position(bootstrap: str, group: str, topic: str, partition: int) -> int:
+    """Where a partition no watermark covers resumes: ``group``'s committed offset, else (a
+    group that never committed it) the log's first offset."""
+    tp = TopicPartition(topic, partition)
+    async with kafka_admin(bootstrap) as admin:
+        committed = await admin.list_consumer_group_offsets(group, partitions=[tp])
+    meta = committed.get(tp)
+    if meta is not None and meta.offset >= 0:
+        return int(meta.offset)
+    async with kafka_consumer(bootstrap, group_id=None) as consumer:
+        return int((await consumer.beginning_offsets([tp]))[tp])
 
 
 async def refetch(

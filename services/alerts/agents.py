@@ -34,7 +34,7 @@ from services.alerts.config import AlertsSettings
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.processor import Processor
 from shared.batching import Batcher, CachingPartitioner, Output, consume_in_batches
-from shared.delivery import OffsetGuard, refetch
+from shared.delivery import OffsetGuard, group_position, refetch
 from shared.kafka import Topics
 from shared.streaming import make_faust_app, raw_topic
 
@@ -101,6 +101,9 @@ def build_stream(
         partial(refetch, settings.kafka_bootstrap_servers, topics.progress_updates),
         position=partial(processor.next_offset, topics.progress_updates),
         on_gap=lambda _partition, records: metrics.refetched.inc(records),
+        fallback=partial(
+            group_position, settings.kafka_bootstrap_servers, app.conf.id, topics.progress_updates
+        ),
     )
 
     async def detect(stream: Any) -> None:

@@ -27,7 +27,7 @@ from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import Pipeline
 from services.progress.projection import Projector
 from shared.batching import CachingPartitioner, Output, consume_in_batches
-from shared.delivery import OffsetGuard, refetch
+from shared.delivery import OffsetGuard, group_position, refetch
 from shared.kafka import Topics
 from shared.streaming import make_faust_app, raw_topic
 
@@ -108,6 +108,7 @@ def build_worker(
         partial(refetch, bootstrap, topics.statements),
         position=projector.next_offset,
         on_gap=lambda _partition, records: metrics.refetched.inc(records),
+        fallback=partial(group_position, bootstrap, app.conf.id, topics.statements),
     )
 
     async def process(stream: Any) -> None:

@@ -18,8 +18,8 @@ from aiokafka import TopicPartition
 from aiokafka.admin import RecordsToDelete
 
 from shared.batching import Batcher, consume_in_batches
-from shared.delivery import OffsetGuard, Refetched, refetch
-from shared.kafka import TopicSpec, ensure_topics, kafka_admin, kafka_producer
+from shared.delivery import OffsetGuard, Refetched, group_position, refetch
+from shared.kafka import TopicSpec, ensure_topics, kafka_admin, kafka_consumer, kafka_producer
 from shared.streaming import make_faust_app, raw_topic, running
 
 pytestmark = pytest.mark.timeout(90)
@@ -60,6 +60,25 @@ async def test_refetch_reads_the_range_in_order(
     got = await read(kafka_bootstrap, topic, 1, 2, 8)
     assert [r.message.offset for r in got] == [5, 6, 7]
     assert await read(kafka_bootstrap, topic, 1, 0, 4, within=5) == []
+
+
+async def test_group_position_is_the_committed_offset_else_the_log_start(
+    kafka_bootstrap: str, topic_prefix: str, kafka_cleanup: None
+) -> None:
+    topic, group = f"{topic_prefix}positions", f"{topic_prefix}group"
+    async with kafka_admin(kafka_bootstrap) as admin:
+        await ensure_topics(admin, [TopicSpec(topic, 2)])
+    async with kafka_producer(kafka_bootstrap) as producer:
+        for i in range(6):
+            await producer.send_and_wait(topic, b"v%d" % i, partition=i % 2)  # 3 per partition
+    assert await group_position(kafka_bootstrap, group, topic, 0) == 0  # never committed
+    async with kafka_consumer(kafka_bootstrap, group_id=group) as consumer:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.commit({TopicPartition(topic, 0): 2})
+    assert await group_position(kafka_bootstrap, group, topic, 0) == 2
+    async with kafka_admin(kafka_bootstrap) as admin:
+        await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(1)})
+    assert await group_position(kafka_bootstrap, group, topic, 1) == 1  # the log's start
 
 
 class SkippingStream:

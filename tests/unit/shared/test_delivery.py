@@ -37,6 +37,7 @@ class Log:
     gaps: list[tuple[int, int]] = field(default_factory=list)
     positions: dict[int, int | None] = field(default_factory=dict)
     asked: list[int] = field(default_factory=list)
+    asked_group: list[int] = field(default_factory=list)
 
     async def refetch(
         self, partition: int, start: int, end: int
@@ -52,12 +53,20 @@ class Log:
     def on_gap(self, partition: int, records: int) -> None:
         self.gaps.append((partition, records))
 
-    def guard(self, *, with_positions: bool = True) -> OffsetGuard:
+    def guard(
+        self, *, with_positions: bool = True, group: dict[int, int] | None = None
+    ) -> OffsetGuard:
+        async def fallback(partition: int) -> int:
+            assert group is not None
+            self.asked_group.append(partition)
+            return group[partition]
+
         return OffsetGuard(
             TOPIC,
             self.refetch,
             position=self.position if with_positions else None,
             on_gap=self.on_gap,
+            fallback=fallback if group is not None else None,
         )
 
 
@@ -133,6 +142,17 @@ async def test_a_revoked_partition_is_asked_again_when_it_comes_back() -> None:
     assert got == [(0, 40)]  # no gap: nothing is read again
     assert log.asked == [0, 0]
     assert log.calls == []
+
+
+async def test_a_partition_the_database_never_saw_resumes_from_the_group_position() -> None:
+    # partition 0: a watermark; partition 1: none (a first start: the group's committed offset,
+    # or the log's start, is where the first record must be)
+    log = Log(positions={0: 5, 1: None})
+    guard = log.guard(group={0: 99, 1: 0})
+    got = await admit_all(guard, [(0, 5), (1, 3), (1, 4)])
+    assert got == [(0, 5), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4)]
+    assert log.asked_group == [1]  # only where the database knows nothing
+    assert log.gaps == [(1, 3)]
 
 
 async def test_without_positions_the_first_record_of_a_partition_sets_it() -> None:
