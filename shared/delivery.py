@@ -176,22 +176,28 @@ async def refetch(
     loop = asyncio.get_running_loop()
     async with kafka_consumer(bootstrap, group_id=None) as consumer:
         consumer.assign([tp])
-        position = start
-        deadline = loop.time() + within
-        while True:
+
+        async def resume_at(position: int) -> int:
             # records deleted by retention are not waited for
             position = max(position, (await consumer.beginning_offsets([tp]))[tp])
-            if position >= end:
-                return
-            if loop.time() > deadline:
-                raise DependencyUnavailableError(
-                    f"{topic}[{partition}] offsets {position}..{end - 1} not read in {within} s"
-                )
             consumer.seek(tp, position)
+            return position
+
+        position = await resume_at(start)
+        deadline = loop.time() + within
+        while position < end:
             batch = await consumer.getmany(
                 tp, timeout_ms=1000, max_records=min(chunk, end - position)
             )
-            for record in batch.get(tp, []):
+            records = batch.get(tp, [])
+            if not records:  # retention may have moved the log's start past ``position``
+                if loop.time() > deadline:
+                    raise DependencyUnavailableError(
+                        f"{topic}[{partition}] offsets {position}..{end - 1} not read in {within} s"
+                    )
+                position = await resume_at(position)
+                continue
+            for record in records:
                 if record.offset >= end:
                     return
                 message = ConsumerMessage(
@@ -207,4 +213,4 @@ async def refetch(
                 )
                 yield Refetched(record.key, record.value, message)
                 position = record.offset + 1
-                deadline = loop.time() + within
+            deadline = loop.time() + within
