@@ -23,8 +23,9 @@ the services' salt) and competency:
 * gaming alerts vs the gamer archetype, inactivity and missed-live-sessions alerts vs drop-outs
   (per learner; drop-outs' attendance fades before they stop);
 * end-to-end latency, wall time: from the POST that carried a statement being answered by ingest
-  to the ``opened`` record on ``alerts.events`` whose evidence ends with that statement
-  (measured under the full load of the run: the figure includes queueing).
+  to the ``opened`` record on ``alerts.events`` that statement caused (its
+  ``cause_statement_id``; measured under the full load of the run: the figure includes
+  queueing).
 
 Prints a markdown section, then one JSON line with the figures. ``--smoke``: a tiny run.
 """
@@ -341,9 +342,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
         payload = rec.envelope.get("payload", {})
         if payload.get("action") != "opened":
             continue
-        ids = payload.get("evidence", {}).get("statement_ids") or []
-        if ids and ids[-1] in posted.accepted_at:
-            latencies.append(rec.at - posted.accepted_at[ids[-1]])
+        cause = payload.get("cause_statement_id")
+        if cause in posted.accepted_at:
+            latencies.append(rec.at - posted.accepted_at[cause])
     out["latency"] = {
         "n": len(latencies),
         "p50_s": percentile(latencies, 50),

@@ -8,7 +8,10 @@ statement accepted to webhook received.
 * Webhooks: a receiver in this process, subscribed through the alerts routing config (a team per
   tenant, a catch-all rule, the receiver's URL as the team's webhook, via the alerts CLI).
 * Latency of a delivered webhook (``opened`` or ``updated``): received minus the moment the POST
-  carrying the statement its evidence ends with (the statement that caused it) was answered.
+  carrying the statement that caused it (the event's ``cause_statement_id``) was answered. (Up
+  to 2026-11-30 the last of ``evidence.statement_ids`` was taken for the cause; for a gaming
+  alert that is the latest suspicious answer, not the statement behind the update, so updates
+  were timed from older statements: up to 12 s too long at 300 statements/s.)
 * Keeping up: the services' counters are sampled during the run; a stage's backlog is what
   passed the stage before it but not this one (statements; progress updates for alerts). A stage
   kept up when its backlog at the end of sending was at most one second of input, and ingest
@@ -265,9 +268,9 @@ def summarise(
         actions[action] = actions.get(action, 0) + 1
         if action not in ("opened", "updated"):
             continue
-        ids = payload.get("evidence", {}).get("statement_ids") or []
-        if ids and ids[-1] in sent.accepted_at:
-            latencies.append(at - sent.accepted_at[ids[-1]])
+        cause = payload.get("cause_statement_id")
+        if cause in sent.accepted_at:
+            latencies.append(at - sent.accepted_at[cause])
         else:
             unmatched += 1
     seconds = sent.ended - sent.began

@@ -55,6 +55,11 @@ class AlertEvent(BaseModel):
     first_seen_at: datetime  # event time of the first evidence
     last_seen_at: datetime  # event time of the latest evidence
     evidence: dict[str, Any] = Field(default_factory=dict)
+    #: the statement whose progress update made the detectors act (``opened``, ``updated`` and
+    #: ``resolved`` by the system from the stream); none for staff actions and timer changes
+    #: (inactivity scans, snoozes running out). Not always among ``evidence.statement_ids``:
+    #: a gaming alert's evidence lists the suspicious answers, its cause is the latest one.
+    cause_statement_id: uuid.UUID | None = None
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {ALERT_EVENT_V1: AlertEvent}

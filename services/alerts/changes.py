@@ -48,7 +48,9 @@ class Outcome:
     notified: set[str] = field(default_factory=set)  # channels notified in this transaction
 
 
-def _event(alert: dict[str, Any], action: str, actor: str, note: str | None) -> AlertEvent:
+def _event(
+    alert: dict[str, Any], action: str, actor: str, note: str | None, cause: uuid.UUID | None
+) -> AlertEvent:
     return AlertEvent.model_validate(
         {
             "alert_id": alert["id"],
@@ -68,6 +70,7 @@ def _event(alert: dict[str, Any], action: str, actor: str, note: str | None) -> 
             "first_seen_at": alert["first_seen_at"],
             "last_seen_at": alert["last_seen_at"],
             "evidence": alert["evidence"],
+            "cause_statement_id": cause,
         }
     )
 
@@ -89,8 +92,10 @@ class Changes:
         outcome: Outcome,
         note: str | None = None,
         details: dict[str, Any] | None = None,
+        cause: uuid.UUID | None = None,
     ) -> uuid.UUID:
-        payload = _event(alert, action, actor, note)
+        """Record one change; ``cause`` is the statement behind a change made by the stream."""
+        payload = _event(alert, action, actor, note, cause)
         env = Envelope.new(
             ALERT_EVENT_V1,
             tenant=alert["tenant"],
@@ -131,8 +136,16 @@ class Changes:
     # --- detector signals ------------------------------------------------------------------
 
     async def apply_signal(
-        self, conn: repo.Conn, tenant: str, learner_key: str, signal: Signal, outcome: Outcome
+        self,
+        conn: repo.Conn,
+        tenant: str,
+        learner_key: str,
+        signal: Signal,
+        outcome: Outcome,
+        *,
+        cause: uuid.UUID | None = None,
     ) -> Decision:
+        """Apply one detector signal; ``cause`` is the statement whose update produced it."""
         competency = signal.competency or ""
         active = await repo.active_alert(conn, tenant, learner_key, signal.kind, competency)
         resolved_at = None
@@ -173,7 +186,7 @@ class Changes:
             outcome.opened.append((signal.kind, signal.severity))
             await self.record(
                 conn, alert, action="opened", actor=SYSTEM, from_status=None,
-                occurred_at=signal.at, outcome=outcome,
+                occurred_at=signal.at, outcome=outcome, cause=cause,
             )  # fmt: skip
         elif decision == "update" and active is not None:
             alert = await repo.update_alert(
@@ -189,7 +202,7 @@ class Changes:
             )
             await self.record(
                 conn, alert, action="updated", actor=SYSTEM, from_status=active["status"],
-                occurred_at=signal.at, outcome=outcome,
+                occurred_at=signal.at, outcome=outcome, cause=cause,
             )  # fmt: skip
         elif decision == "resolve" and active is not None:
             alert = await repo.update_alert(
@@ -199,7 +212,7 @@ class Changes:
             )
             await self.record(
                 conn, alert, action="resolved", actor=SYSTEM, from_status=active["status"],
-                occurred_at=signal.at, outcome=outcome,
+                occurred_at=signal.at, outcome=outcome, cause=cause,
                 details={"reason": "condition cleared", **signal.evidence},
             )  # fmt: skip
         return decision

@@ -375,8 +375,9 @@ class Processor:
                 env = item.env
                 for signal in item.signals:
                     await self._changes.apply_signal(
-                        conn, env.tenant, env.learner_key, signal, outcome
-                    )
+                        conn, env.tenant, env.learner_key, signal, outcome,
+                        cause=item.update.statement_id,
+                    )  # fmt: skip
         for kind, decision in outcome.decisions:
             self._metrics.signals.labels(kind, decision).inc()
         for kind, severity in outcome.opened:

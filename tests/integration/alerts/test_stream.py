@@ -80,6 +80,9 @@ async def test_stream_to_alerts_with_redelivery_and_restart(
     events = [Envelope.parse(r.value or b"", {ALERT_EVENT_V1}) for r in records]
     payloads = [AlertEvent.model_validate(e.payload) for e in events]
     assert [p.action for p in payloads] == ["opened", "updated", "resolved"]
+    # each change names the statement whose update caused it
+    causes = [str(p.cause_statement_id) for p in payloads]
+    assert causes == [e.payload["statement_id"] for e in (wrong[3], fifth, right)]
     assert {p.alert_id for p in payloads} == {alert["id"]}
     assert all(r.key == wrong[0].key for r in records)
     assert len({e.event_id for e in events}) == 3
