@@ -58,6 +58,7 @@ import orjson
 
 from services.ingest.config import IngestSettings
 from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_producer
+from tools.demo.pipeline import cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -153,13 +154,7 @@ class IngestProcess:
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the running ingest process (Linux ``/proc``), else None."""
-        if self.proc is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None if self.proc is None else cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

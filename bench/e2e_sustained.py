@@ -12,6 +12,10 @@ statement accepted to webhook received.
   to 2026-11-30 the last of ``evidence.statement_ids`` was taken for the cause; for a gaming
   alert that is the latest suspicious answer, not the statement behind the update, so updates
   were timed from older statements: up to 12 s too long at 300 statements/s.)
+* CPU: seconds of CPU per 1,000 statements of each service process, the load driver (this
+  process: sending and the webhook receiver), and the PostgreSQL and Kafka servers (whole
+  servers: meaningful on an otherwise idle machine), from the first POST until every stage has
+  drained; their sum against the machine's cores says which rate it can carry at all.
 * Keeping up: the services' counters are sampled during the run; a stage's backlog is what
   passed the stage before it but not this one (statements; progress updates for alerts). A stage
   kept up when its backlog at the end of sending was at most one second of input, and ingest
@@ -23,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
+import resource
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -34,7 +40,13 @@ import orjson
 from aiohttp import web
 
 from tools.demo.feed import percentile
-from tools.demo.pipeline import Pipeline, parse_metrics, read_metrics
+from tools.demo.pipeline import (
+    Pipeline,
+    cpu_seconds,
+    parse_metrics,
+    read_metrics,
+    server_cpu_seconds,
+)
 from tools.simulator.emit import XAPI_VERSION_HEADER, encode_batch
 from tools.simulator.simulate import Event
 
@@ -48,6 +60,18 @@ class Sent:
     requests: int = 0
     began: float = 0.0
     ended: float = 0.0
+    #: CPU seconds per component from the first POST to the end of draining
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+def cpu_now(pipeline: Pipeline) -> dict[str, float]:
+    """CPU seconds used so far by each service, the load driver and the two servers."""
+    used = {name: cpu_seconds(pid) for name, pid in pipeline.pids().items()}
+    out = {name: value for name, value in used.items() if value is not None}
+    self_usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["driver"] = self_usage.ru_utime + self_usage.ru_stime
+    out.update(server_cpu_seconds())
+    return out
 
 
 @dataclass
@@ -207,6 +231,7 @@ async def _load(
                 await asyncio.wait_for(done.wait(), 1.0)
 
     sampler = asyncio.ensure_future(sample())
+    cpu_before = cpu_now(pipeline)
     start = sent.began = time.monotonic() + 0.2
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as post:
@@ -238,6 +263,8 @@ async def _load(
                 if stage not in drained and upstream_done and counts[stage] >= targets[stage] > 0:
                     drained[stage] = time.monotonic() - sent.ended
             await asyncio.sleep(0.1)
+        cpu_after = cpu_now(pipeline)
+        sent.cpu = {k: v - cpu_before[k] for k, v in cpu_after.items() if k in cpu_before}
         # webhooks: until none came for 2 s (the delivery worker polls every second at most)
         while time.monotonic() < deadline:
             last = hooks.received[-1][0] if hooks.received else sent.ended
@@ -303,6 +330,8 @@ def summarise(
         "requests": sent.requests,
         "stages": stages,
         "webhooks": len(hooks.received),
+        "cpu_s_per_1k": {k: v / n * 1000 for k, v in sent.cpu.items()},
+        "cores": os.cpu_count(),
         "actions": actions,
         "latency": {
             "n": len(latencies),
@@ -339,5 +368,39 @@ def markdown(runs: Sequence[dict[str, Any]]) -> list[str]:
             f"| {r['rate']:,.0f} | {r['achieved_per_s']:,.0f} | {r['statements']:,} | "
             f"{lat['n']:,} | {lat['p50_s']:.3f} s | {lat['p95_s']:.3f} s | "
             f"{lat['p99_s']:.3f} s | {lat['max_s']:.3f} s | {kept} | {ends} |"
+        )
+    lines += cpu_markdown(runs)
+    return lines
+
+
+CPU_PARTS = ("ingest", "progress", "alerts", "postgres", "kafka", "driver")
+
+
+def cpu_markdown(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """CPU seconds per 1,000 statements by component, and the rate the machine's cores could
+    carry at that cost (cores / total): above it, something must fall behind."""
+    timed = [r for r in runs if r.get("cpu_s_per_1k")]
+    if not timed:
+        return []
+    lines = [
+        "",
+        (
+            "CPU seconds per 1,000 statements, from the first POST until every stage drained "
+            "(PostgreSQL and Kafka: the whole servers); *carried at most*: the machine's cores "
+            "divided by the total, the highest rate this machine could sustain at that cost."
+        ),
+        "",
+        "| target /s | " + " | ".join(CPU_PARTS) + " | total | cores | carried at most /s |",
+        "| ---: | " + " | ".join("---:" for _ in CPU_PARTS) + " | ---: | ---: | ---: |",
+    ]
+    for r in timed:
+        cpu = r["cpu_s_per_1k"]
+        total = sum(cpu.get(p, 0.0) for p in CPU_PARTS)
+        cores = r.get("cores") or 1
+        ceiling = f"{cores / total * 1000:,.0f}" if total > 0 else "-"
+        lines.append(
+            f"| {r['rate']:,.0f} | "
+            + " | ".join(f"{cpu.get(p, float('nan')):.2f}" for p in CPU_PARTS)
+            + f" | {total:.2f} | {cores} | {ceiling} |"
         )
     return lines

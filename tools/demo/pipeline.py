@@ -90,6 +90,40 @@ def pick_ports(wanted: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
     return ports, notes
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``), None when unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the PostgreSQL server (every ``postgres`` process, backends
+    included) and the Kafka broker (``java`` running ``kafka.Kafka``) on this machine: a
+    whole-server figure, meaningful when nothing else uses them."""
+    totals = {"postgres": 0.0, "kafka": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text(encoding="ascii", errors="replace").strip()
+            if comm == "postgres":
+                server = "postgres"
+            elif comm == "java" and b"kafka.Kafka" in (entry / "cmdline").read_bytes():
+                server = "kafka"
+            else:
+                continue
+        except OSError:
+            continue
+        used = cpu_seconds(int(entry.name))
+        if used is not None:
+            totals[server] += used
+    return totals
+
+
 def pid_alive(pid: int) -> bool:
     """True if ``pid`` names a running (not zombie) process."""
     try:
