@@ -38,27 +38,37 @@ _STATEMENT_CORE: Final = Statement.__pydantic_validator__
 MAX_JSON_DEPTH: Final = 128
 
 
+#: the types JSON decoding gives leaves: never walked into
+_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _nests_deeper(node: dict[str, Any] | list[Any], levels: int) -> bool:
+    """True when ``node`` holds containers more than ``levels`` levels deep (itself counted).
+    Recursion is bounded by ``levels``, not by the input; the hot path of a batch, so leaves
+    are told apart by exact type first."""
+    if levels == 0:
+        return True
+    for child in node.values() if isinstance(node, dict) else node:
+        kind = type(child)
+        if (
+            kind is dict or kind is list or (kind not in _LEAVES and isinstance(child, dict | list))
+        ) and _nests_deeper(child, levels - 1):
+            return True
+    return False
+
+
 def _check_depth(data: Any) -> None:
-    """Refuse ``data`` nested deeper than :data:`MAX_JSON_DEPTH` (an iterative walk: no
-    recursion, stops at the first container too deep)."""
-    if not isinstance(data, dict | list):
-        return
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise StatementValidationError(
-                [
-                    Violation(
-                        "$",
-                        "json.depth",
-                        f"the document nests objects and arrays more than {MAX_JSON_DEPTH} "
-                        "levels deep",
-                    )
-                ]
-            )
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    """Refuse ``data`` nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if isinstance(data, dict | list) and _nests_deeper(data, MAX_JSON_DEPTH):
+        raise StatementValidationError(
+            [
+                Violation(
+                    "$",
+                    "json.depth",
+                    f"the document nests objects and arrays more than {MAX_JSON_DEPTH} levels deep",
+                )
+            ]
+        )
 
 
 def _brackets(raw: bytes | bytearray | memoryview | str) -> int:

@@ -46,3 +46,26 @@ def test_deeper_documents_are_refused(levels: int) -> None:
         with pytest.raises(StatementValidationError) as err:
             parse_statement(raw, version=V2)
         assert [v.rule for v in err.value.violations] == ["json.depth"]
+
+
+def test_containers_of_other_types_count_too() -> None:
+    """Already-decoded input may use dict/list subclasses: they are walked like dicts and
+    lists (the walk tells leaves apart by exact type first, containers by isinstance)."""
+
+    class Doc(dict[str, Any]):
+        pass
+
+    class Items(list[Any]):
+        pass
+
+    nested: Any = "leaf"
+    for level in range(MAX_JSON_DEPTH):
+        nested = Items([nested]) if level % 2 else Doc(x=nested)
+    doc = statement()
+    doc["context"] = {"extensions": {"https://x.example/deep": nested}}
+    with pytest.raises(StatementValidationError) as err:
+        parse_statement(doc, version=V2)
+    assert [v.rule for v in err.value.violations] == ["json.depth"]
+    shallow = statement()
+    shallow["context"] = Doc(extensions=Doc({"https://x.example/a": Items([Doc(b=1)])}))
+    assert parse_statement(shallow, version=V2)
