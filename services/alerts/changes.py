@@ -5,7 +5,8 @@
    before and after;
 3. the change's envelope (``skillstream.alert_event.v1``) goes to the outbox (published to
    ``alerts.events`` by :class:`~services.alerts.outbox.OutboxRelay`) and, when the alert has a
-   team, one delivery row per active webhook of the team (sent by the delivery worker).
+   team, one delivery row per active webhook of the team (sent by the delivery worker);
+   2 and 3 (and the NOTIFYs) in one statement, :func:`repository.record_change`.
 
 So a change is committed with its event and its notifications, or not at all, and neither
 Kafka nor a slow webhook can block the caller.
@@ -103,35 +104,33 @@ class Changes:
             occurred_at=occurred_at,
             payload=payload.model_dump(mode="json"),
         )
-        await repo.add_history(
+        first_in_transaction = self._outbox_channel not in outcome.notified
+        queued = await repo.record_change(
             conn,
-            alert_id=alert["id"],
-            event_id=env.event_id,
-            action=action,
-            actor=actor,
-            from_status=from_status,
-            to_status=alert["status"],
-            details={**(details or {}), **({"note": note} if note else {})},
+            repo.Change(
+                alert_id=alert["id"],
+                event_id=env.event_id,
+                action=action,
+                actor=actor,
+                from_status=from_status,
+                to_status=alert["status"],
+                details={**(details or {}), **({"note": note} if note else {})},
+                tenant=env.tenant,
+                key=env.key,
+                envelope=env.to_bytes(),
+                team=alert["team"],
+            ),
+            outbox_channel=self._outbox_channel if first_in_transaction else None,
+            deliveries_channel=(
+                None if self._deliveries_channel in outcome.notified else self._deliveries_channel
+            ),
         )
-        body = env.to_bytes()
-        await repo.enqueue_outbox(conn, env.event_id, env.tenant, env.key, body)
-        await self._notify(conn, self._outbox_channel, outcome)
+        outcome.notified.add(self._outbox_channel)
+        if queued:
+            outcome.notified.add(self._deliveries_channel)
         outcome.events += 1
-        if alert["team"]:
-            hooks = await repo.active_webhooks(conn, alert["tenant"], alert["team"])
-            if hooks:
-                await repo.enqueue_deliveries(conn, hooks, env.event_id, env.tenant, body)
-                await self._notify(conn, self._deliveries_channel, outcome)
-                outcome.deliveries += len(hooks)
+        outcome.deliveries += queued
         return env.event_id
-
-    @staticmethod
-    async def _notify(conn: repo.Conn, channel: str, outcome: Outcome) -> None:
-        # once per channel and transaction: PostgreSQL folds identical notifications of a
-        # transaction into one anyway, so the others are only round trips
-        if channel not in outcome.notified:
-            outcome.notified.add(channel)
-            await repo.notify(conn, channel)
 
     # --- detector signals ------------------------------------------------------------------
 

@@ -11,6 +11,8 @@
 * A 2xx marks it delivered. Anything else (status, timeout, connection error) is recorded in
   ``delivery_attempts`` and retried after ``backoff * 2**(attempt-1)`` seconds (capped), until
   ``max_attempts``; then the row is ``dead`` (a dead-letter, counted in metrics).
+* The outcomes of a round's requests are written together (one transaction, two statements).
+  The backlog gauge is refreshed at most once per poll interval (a count of pending rows).
 """
 
 from __future__ import annotations
@@ -31,6 +33,36 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.signing import HEADER, sign
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """The outcome of one request, as ``delivery_attempts`` and ``deliveries`` record it."""
+
+    id: int
+    attempt: int
+    status_code: int | None
+    error: str | None
+    elapsed_ms: float
+    status: str  # the delivery's status after it: pending (retry), delivered or dead
+    next_attempt_at: datetime
+    outcome: str  # delivered, retry or dead (the metric's label)
+    latency: float  # seconds from the change to this attempt's answer
+
+
+_RECORD_ATTEMPTS = """
+INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::float8[])
+"""
+
+_SETTLE = """
+UPDATE deliveries AS d SET status = u.status, attempts = u.attempt,
+    next_attempt_at = u.next_at, last_status = u.code, last_error = u.error,
+    delivered_at = CASE WHEN u.status = 'delivered' THEN clock_timestamp() END
+FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
+    AS u(id, status, attempt, next_at, code, error)
+WHERE d.id = u.id
+"""
 
 
 @dataclass(frozen=True)
@@ -90,6 +122,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._backlog_at = float("-inf")  # monotonic time of the last backlog count
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -150,8 +183,12 @@ class DeliveryWorker:
         lease = self._timeout * 2 + 5
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(_CLAIM, self._concurrency, lease)
-            backlog = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status='pending'")
-        self._metrics.delivery_backlog.set(int(backlog))
+            if time.monotonic() - self._backlog_at >= self._poll:
+                self._backlog_at = time.monotonic()
+                backlog = await conn.fetchval(
+                    "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+                )
+                self._metrics.delivery_backlog.set(int(backlog))
         if not rows:
             return 0
         if self._session is None:
@@ -170,10 +207,40 @@ class DeliveryWorker:
             )
             for r in rows
         ]
-        await asyncio.gather(*(self._deliver(self._session, d) for d in due))
+        attempted = await asyncio.gather(*(self._deliver(self._session, d) for d in due))
+        await self._settle(attempted)
+        for a in attempted:  # counted once recorded
+            self._metrics.deliveries.labels(a.outcome).inc()
+            if a.outcome == "delivered":
+                self._metrics.delivery_latency.observe(a.latency)
+            elif a.outcome == "dead":
+                self._metrics.deadletters.labels("webhook", "max_attempts").inc()
+                log.warning("webhook delivery dead", extra={"delivery": a.id, "error": a.error})
         return len(due)
 
-    async def _deliver(self, session: aiohttp.ClientSession, due: Due) -> None:
+    async def _settle(self, attempted: list[Attempted]) -> None:
+        """Record the round's outcomes: one attempt row each, and each delivery's new state."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                _RECORD_ATTEMPTS,
+                [a.id for a in attempted],
+                [a.attempt for a in attempted],
+                [a.status_code for a in attempted],
+                [a.error for a in attempted],
+                [a.elapsed_ms for a in attempted],
+            )
+            await conn.execute(
+                _SETTLE,
+                [a.id for a in attempted],
+                [a.status for a in attempted],
+                [a.attempt for a in attempted],
+                [a.next_attempt_at for a in attempted],
+                [a.status_code for a in attempted],
+                [a.error for a in attempted],
+            )
+
+    async def _deliver(self, session: aiohttp.ClientSession, due: Due) -> Attempted:
+        """One request and its outcome (recorded by :meth:`_settle`)."""
         attempt = due.attempts + 1
         headers = {
             "Content-Type": "application/json",
@@ -202,31 +269,7 @@ class DeliveryWorker:
         else:
             delay = backoff_seconds(attempt, self._backoff, self._backoff_max)
             outcome, new_status, next_at = "retry", "pending", now + timedelta(seconds=delay)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error,"
-                " duration_ms) VALUES ($1, $2, $3, $4, $5)",
-                due.id,
-                attempt,
-                status,
-                error,
-                elapsed_ms,
-            )
-            await conn.execute(
-                "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4,"
-                " last_status = $5, last_error = $6,"
-                " delivered_at = CASE WHEN $2 = 'delivered' THEN clock_timestamp() END"
-                " WHERE id = $1",
-                due.id,
-                new_status,
-                attempt,
-                next_at,
-                status,
-                error,
-            )
-        self._metrics.deliveries.labels(outcome).inc()
-        if ok:
-            self._metrics.delivery_latency.observe(max(0.0, (now - due.created_at).total_seconds()))
-        elif outcome == "dead":
-            self._metrics.deadletters.labels("webhook", "max_attempts").inc()
-            log.warning("webhook delivery dead", extra={"delivery": due.id, "error": error})
+        latency = max(0.0, (now - due.created_at).total_seconds())
+        return Attempted(
+            due.id, attempt, status, error, elapsed_ms, new_status, next_at, outcome, latency
+        )

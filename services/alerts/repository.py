@@ -177,28 +177,76 @@ async def update_alert(conn: Conn, alert_id: uuid.UUID, values: dict[str, Any]) 
     return dict(row)
 
 
-async def add_history(
+# One round trip per change: the history entry, the outbox event, one delivery per active
+# webhook of the alert's team, and the NOTIFYs that wake the relay and the delivery worker
+# (each channel passed only for the transaction's first change: PostgreSQL folds identical
+# notifications of a transaction anyway). Data-modifying CTEs run exactly once whether or not
+# the main query reads them.
+_RECORD_CHANGE = """
+WITH history AS (
+    INSERT INTO alert_history (alert_id, event_id, action, actor, from_status, to_status, details)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+), queued AS (
+    INSERT INTO outbox (event_id, tenant, msg_key, envelope) VALUES ($2, $8, $9, $10)
+    ON CONFLICT (event_id) DO NOTHING
+), hooks AS (
+    INSERT INTO deliveries (webhook_id, event_id, tenant, body)
+    SELECT w.id, $2, $8, $10 FROM webhooks w
+    WHERE $11::text IS NOT NULL AND w.tenant = $8 AND w.team = $11 AND w.active
+    ORDER BY w.id
+    ON CONFLICT (webhook_id, event_id) DO NOTHING
+    RETURNING 1
+)
+SELECT n,
+       CASE WHEN $12::text IS NOT NULL THEN pg_notify($12, '') END AS outbox_notified,
+       CASE WHEN n > 0 AND $13::text IS NOT NULL THEN pg_notify($13, '') END AS hooks_notified
+FROM (SELECT count(*) AS n FROM hooks) AS queued_hooks
+"""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One alert change as it is recorded: history entry, event envelope, team."""
+
+    alert_id: uuid.UUID
+    event_id: uuid.UUID
+    action: str
+    actor: str
+    from_status: str | None
+    to_status: str
+    details: dict[str, Any]
+    tenant: str
+    key: bytes
+    envelope: bytes
+    team: str | None
+
+
+async def record_change(
     conn: Conn,
+    change: Change,
     *,
-    alert_id: uuid.UUID,
-    event_id: uuid.UUID,
-    action: str,
-    actor: str,
-    from_status: str | None,
-    to_status: str,
-    details: dict[str, Any],
-) -> None:
-    await conn.execute(
-        "INSERT INTO alert_history (alert_id, event_id, action, actor, from_status, to_status,"
-        " details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        alert_id,
-        event_id,
-        action,
-        actor,
-        from_status,
-        to_status,
-        details,
+    outbox_channel: str | None,
+    deliveries_channel: str | None,
+) -> int:
+    """Write ``change`` (history, outbox, deliveries) and notify the given channels (the
+    deliveries one only if a delivery was queued); returns the number of deliveries queued."""
+    queued = await conn.fetchval(
+        _RECORD_CHANGE,
+        change.alert_id,
+        change.event_id,
+        change.action,
+        change.actor,
+        change.from_status,
+        change.to_status,
+        change.details,
+        change.tenant,
+        change.key,
+        change.envelope,
+        change.team,
+        outbox_channel,
+        deliveries_channel,
     )
+    return int(queued)
 
 
 async def history(conn: Conn, alert_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -210,23 +258,6 @@ async def history(conn: Conn, alert_id: uuid.UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def enqueue_outbox(
-    conn: Conn, event_id: uuid.UUID, tenant: str, key: bytes, envelope: bytes
-) -> None:
-    await conn.execute(
-        "INSERT INTO outbox (event_id, tenant, msg_key, envelope) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (event_id) DO NOTHING",
-        event_id,
-        tenant,
-        key,
-        envelope,
-    )
-
-
-async def notify(conn: Conn, channel: str) -> None:
-    await conn.execute("SELECT pg_notify($1, '')", channel)
-
-
 async def routing_rules(conn: Conn, tenant: str) -> list[Rule]:
     rows = await conn.fetch(
         "SELECT id, priority, team, business_unit, programme, kind, min_severity"
@@ -234,25 +265,6 @@ async def routing_rules(conn: Conn, tenant: str) -> list[Rule]:
         tenant,
     )
     return [Rule(**dict(r)) for r in rows]
-
-
-async def active_webhooks(conn: Conn, tenant: str, team: str) -> list[int]:
-    rows = await conn.fetch(
-        "SELECT id FROM webhooks WHERE tenant = $1 AND team = $2 AND active ORDER BY id",
-        tenant,
-        team,
-    )
-    return [int(r["id"]) for r in rows]
-
-
-async def enqueue_deliveries(
-    conn: Conn, webhook_ids: Sequence[int], event_id: uuid.UUID, tenant: str, body: bytes
-) -> None:
-    await conn.executemany(
-        "INSERT INTO deliveries (webhook_id, event_id, tenant, body) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (webhook_id, event_id) DO NOTHING",
-        [(w, event_id, tenant, body) for w in webhook_ids],
-    )
 
 
 async def detector_overrides(
