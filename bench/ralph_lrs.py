@@ -14,8 +14,9 @@ two LRS backends in Ralph's ``ralph.backends.lrs`` entry-point group, the group 
   the filesystem LRS backend writes every POST with ``create`` to the same file
   (``fs_lrs.jsonl``), so every POST after the first answers 500 ("Statements bulk indexation
   failed"); with ``append`` (an operation the backend supports) each POST appends its
-  statements to the file, one JSON line each -- and each POST still reads the whole file
-  first, to find duplicate ids, so it slows down as the file grows;
+  statements to the file, one JSON line each. Each POST still reads the whole file first, to
+  find duplicate ids, and rewrites Ralph's history file (a JSON list, one entry per write so
+  far), so it slows down as they grow;
 * ``null``, storing nothing: only the last step, ``_write_bytes`` (open the file, write the
   encoded statements, append to the history file), is replaced by one that consumes the encoded
   statements and counts them: the request, the authentication, the validation, the duplicate
