@@ -62,7 +62,7 @@ HOW_TO = (
 NULL_BACKEND_MODULE = "skillstream_ralph_null"
 
 _NULL_BACKEND = '''\
-"""Ralph's filesystem LRS backend, storing nothing (Skillstream's benchmark baseline)."""
+"""Ralph's filesystem LRS backend, appending or storing nothing (Skillstream's baselines)."""
 
 from ralph.backends.data.base import BaseOperationType
 from ralph.backends.lrs.fs import FSLRSBackend
@@ -128,7 +128,8 @@ def resolve_python(explicit: str | None, *, disabled: bool, smoke: bool) -> tupl
 
 
 def create_venv(venv: Path) -> Path:
-    """Create ``venv`` with Ralph and the null backend; returns its python. Idempotent."""
+    """Create ``venv`` with Ralph and the two backends; returns its python. Idempotent (its
+    ``.installed`` stamp is written last; ``--recreate`` after changing the backends here)."""
     python = venv / "bin" / "python"
     if (venv / ".installed").is_file() and python.is_file():
         return python
