@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install demo bench browser infra-fetch infra-up infra-down infra-status infra-reset lint format typecheck \
+.PHONY: help install demo bench ralph-venv browser infra-fetch infra-up infra-down infra-status infra-reset lint format typecheck \
         test test-unit test-integration config-table clean
 
 help: ## list the commands
@@ -35,6 +35,9 @@ demo: $(STAMP) infra-up ## THE main job: the whole pipeline on a simulated acade
 
 bench: $(STAMP) infra-up ## run every benchmark and rewrite BENCHMARKS.md (takes 20+ minutes)
 	$(WITH_INFRA) $(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+ralph-venv: $(STAMP) ## create .local/ralph-venv: Ralph's LRS 5.1.0, the benchmarks' baseline (make bench does it too)
+	$(BIN)/python bench/ralph_lrs.py
 
 browser: ## install Debian's Chromium for the browser tests (once)
 	@deploy/local/browser.sh
@@ -78,4 +81,4 @@ config-table: $(STAMP) ## rewrite the configuration table in README.md from the 
 	@$(BIN)/python -m services.config_table --write README.md
 
 clean: ## remove the virtual environment and caches (not the servers' data)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .local/ralph-venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

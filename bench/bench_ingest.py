@@ -1,6 +1,7 @@
 """Ingest throughput: statements/s accepted, archived AND published by one ingest process.
 
     .venv/bin/python bench/bench_ingest.py [--single 3000] [--batched 20000] [--kafka 20000]
+                                           [--ralph-python PATH | --no-ralph] [--smoke]
 
 Needs the local servers (``make infra-up``). One ``python -m services.ingest`` process is started
 on a free port in a schema and topic prefix of its own; the load comes from this process. A
@@ -22,11 +23,20 @@ Runs, in one go so the machine's noise hits them alike:
   4 connections), to tables shaped like ingest's archive and outbox (bodies as jsonb, the bytes
   again as the outbox payload): the floor of what storing them costs on this PostgreSQL, without
   validation, HTTP or Kafka. It is printed in the table, not in the JSON line the smoke test
-  reads.
+  reads;
+* baseline: Ralph's LRS (PyPI ``ralph-malph`` 5.1.0, FastAPI) in a virtualenv of its own
+  (``make ralph-venv``; ``--ralph-python PATH``), on the same statement bytes as the two HTTP
+  runs with the same clients (one per POST, 16 in flight; then batches of 100, 4 in flight).
+  One Ralph process per backend (uvicorn, one worker, no access log, log level warning), HTTP
+  Basic credentials made with ``ralph auth``; backends: Ralph's filesystem backend appending
+  to its file, and the same backend storing nothing (``bench/ralph_lrs.py`` says exactly what
+  was changed and why). A statement counts once Ralph answered 200; the HTTP answers are
+  counted, and the file's lines afterwards. Without the venv the rows say "not run" and how to
+  make it; ``--smoke`` leaves Ralph out unless ``--ralph-python`` is given.
 
-Per run, the ingest process's CPU seconds per 1,000 statements (``/proc``, Linux) are printed
-too: steadier than the rates on a shared, noisy machine (for the Kafka run they cover the
-process's whole life, start-up included).
+Per run, the server process's (ingest's, Ralph's) CPU seconds per 1,000 statements (``/proc``,
+Linux) are printed too: steadier than the rates on a shared, noisy machine (for the Kafka run
+they cover the process's whole life, start-up included).
 
 The statements come from the classroom simulator (realistic LMS statements, unique ids).
 ``--smoke`` runs tiny counts so the test suite can prove the script still works.
@@ -42,14 +52,12 @@ import hashlib
 import os
 import platform
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -58,33 +66,14 @@ import orjson
 
 from services.ingest.config import IngestSettings
 from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_producer
-from tools.demo.pipeline import cpu_seconds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ralph_lrs import bench_ralph, resolve_python
+from throughput import Result, bodies_of, free_port, post_bodies, process_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 TENANT = "acme"
-
-
-@dataclass
-class Result:
-    name: str
-    statements: int
-    seconds: float
-    cpu: float | None = None  # CPU seconds the ingest process used during the run
-
-    @property
-    def cpu_per_1k(self) -> str:
-        return "" if self.cpu is None else f"{self.cpu * 1000 / self.statements:.3f}"
-
-    @property
-    def rate(self) -> float:
-        return self.statements / self.seconds if self.seconds else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def simulated_statements(count: int) -> list[bytes]:
@@ -154,7 +143,7 @@ class IngestProcess:
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the running ingest process (Linux ``/proc``), else None."""
-        return None if self.proc is None else cpu_seconds(self.proc.pid)
+        return None if self.proc is None else process_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -186,21 +175,9 @@ async def post_all(base: str, auth: str, bodies: Sequence[bytes], in_flight: int
         "X-Experience-API-Version": "2.0.0",
         "Content-Type": "application/json",
     }
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    connector = aiohttp.TCPConnector(limit=in_flight)
-    async with aiohttp.ClientSession(connector=connector) as http:
-
-        async def worker() -> None:
-            while not queue.empty():
-                body = queue.get_nowait()
-                async with http.post(f"{base}/xapi/statements", data=body, headers=headers) as r:
-                    if r.status != 200:
-                        raise SystemExit(f"POST answered {r.status}: {await r.text()}")
-                    await r.read()
-
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
+    statuses, error = await post_bodies(f"{base}/xapi/statements", headers, bodies, in_flight)
+    if error:
+        raise SystemExit(f"POST answered {error} (all answers: {dict(statuses)})")
 
 
 async def bench_http(
@@ -214,13 +191,7 @@ async def bench_http(
     in_flight: int,
     already: int,
 ) -> Result:
-    if batch == 1:
-        bodies = list(statements)
-    else:
-        bodies = [
-            b"[" + b",".join(statements[i : i + batch]) + b"]"
-            for i in range(0, len(statements), batch)
-        ]
+    bodies = bodies_of(statements, batch)
     started, cpu = time.monotonic(), ingest.cpu_seconds()
     await post_all(base, auth, bodies, in_flight)
     done = await wait_published(pool, schema, already + len(statements), 600)
@@ -338,7 +309,7 @@ async def bench_schema(dsn: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result]]:
+async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result], list[Result]]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/postgres")
     run_id = secrets.token_hex(3)
@@ -387,6 +358,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result]]:
                 )
             )
             extra.append(await bench_raw_insert(dsn, f"{schema}_base", raw))
+            ralph = await bench_ralph(args.ralph_python, args.ralph_reason, single, batched)
             await ingest.start(base)
             results.append(await bench_http(ingest, base, auth, pool, schema, single, 1, 16, 0))
             results.append(
@@ -414,7 +386,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result]]:
             async with kafka_admin(bootstrap) as admin:
                 names = [t for t in await admin.list_topics() if t.startswith(prefix)]
                 await admin.delete_topics(names)
-    return results, extra
+    return results, extra, ralph
 
 
 def main() -> None:
@@ -423,22 +395,38 @@ def main() -> None:
     parser.add_argument("--batched", type=int, default=20000, help="statements posted by 100")
     parser.add_argument("--kafka", type=int, default=20000, help="statements via the raw topic")
     parser.add_argument("--smoke", action="store_true", help="tiny counts (tests)")
+    parser.add_argument(
+        "--ralph-python",
+        help="the Ralph venv's interpreter (default: .local/ralph-venv's, made by "
+        "`make ralph-venv`; a --smoke run leaves Ralph out unless this is given)",
+    )
+    parser.add_argument("--no-ralph", action="store_true", help="leave Ralph's rows out")
     args = parser.parse_args()
     if args.smoke:
         args.single, args.batched, args.kafka = 20, 200, 200
-    results, extra = asyncio.run(run(args))
+    args.ralph_python, args.ralph_reason = resolve_python(
+        args.ralph_python, disabled=args.no_ralph, smoke=args.smoke
+    )
+    results, extra, ralph = asyncio.run(run(args))
     baseline = results[0].rate
     print(
         f"# ingest throughput, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.node()} ({os.cpu_count()} cores)"
     )
-    print("| run | statements | seconds | statements/s | vs raw producer | ingest CPU-s per 1k |")
+    print("| run | statements | seconds | statements/s | vs raw producer | server CPU-s per 1k |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for r in [results[0], *extra[:2], *results[1:], *extra[2:]]:
+    for r in [results[0], *extra[:2], *results[1:], *extra[2:], *ralph]:
+        if r.note:
+            print(f"| {r.name} | {r.statements} | {r.note} | | | |")
+            continue
         print(
             f"| {r.name} | {r.statements} | {r.seconds:.2f} | {r.rate:,.0f} | "
             f"{r.rate / baseline:.1%} | {r.cpu_per_1k} |"
         )
+    checked = [r for r in ralph if r.checks]
+    if checked:
+        print("\nRalph's runs, checked:\n")
+        print("\n".join(f"- {r.name}: {r.checks}." for r in checked))
     print(orjson.dumps({r.name: round(r.rate, 1) for r in results}).decode())
 
 

@@ -32,8 +32,8 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg
@@ -61,6 +61,7 @@ class Bench:
     smoke: list[str] = field(default_factory=list)
     verdict: Callable[[str], str] | None = None
     timeout: float = 3600.0
+    ralph: bool = False  # takes --ralph-python (Ralph's LRS as a baseline, bench/ralph_lrs.py)
 
     @property
     def name(self) -> str:
@@ -148,9 +149,13 @@ def benches(assistments: Path) -> list[Bench]:
             "bench/bench_xapi_validation.py",
             "xAPI validation (`shared.xapi`)",
             "20,000 statements, best of 5. Baseline: `orjson.loads` + `TypeAdapter(dict)` (no "
-            "rules). Subject: `shared.xapi.parse_statement`, every rule, 1.0.3.",
-            smoke=["200", "1"],
+            "rules). Second baseline: Ralph's strict statement model (ralph-malph 5.1.0, "
+            "`BaseXapiStatement.model_validate(json.loads(...))`, in its own venv made by "
+            "`make ralph-venv`; a statement it rejects counts as validated). Subject: "
+            "`shared.xapi.parse_statement`, every rule, 1.0.3.",
+            smoke=["200", "1", "--no-ralph"],
             verdict=_xapi_verdict,
+            ralph=True,
         ),
         Bench(
             "bench/bench_mastery_accuracy.py",
@@ -176,10 +181,19 @@ def benches(assistments: Path) -> list[Bench]:
             "PostgreSQL and its outbox row is marked published (Kafka acknowledged it). "
             "Statements from the classroom simulator. Runs: 3,000 single, 20,000 batched, "
             "20,000 via Kafka; baseline: a plain aiokafka producer sending the same bytes. "
-            "The ingest process's CPU seconds per 1,000 statements (from /proc; for the Kafka "
+            "Baseline: Ralph's LRS (ralph-malph 5.1.0, FastAPI, in its own venv made by "
+            "`make ralph-venv`) on the same statement bytes with the same clients, one uvicorn "
+            "process (one worker) per backend, HTTP Basic credentials from `ralph auth`: its "
+            "filesystem backend, set to append (as released it creates its file on the first "
+            "POST and answers 500 to every later one), and the same backend storing nothing "
+            "(only its file write replaced by a discard; `bench/ralph_lrs.py`). Ralph's rows "
+            "count a statement once Ralph answered 200; the answers and the file's lines are "
+            "checked below the table. "
+            "The server process's CPU seconds per 1,000 statements (from /proc; for the Kafka "
             "run, the process's whole life) are steadier than the rates on a shared machine.",
             smoke=["--smoke"],
             verdict=_ingest_verdict,
+            ralph=True,
         ),
         Bench(
             "bench/bench_progress_throughput.py",
@@ -312,8 +326,29 @@ def is_markdown(text: str) -> bool:
     return any(line.startswith("| ") for line in text.splitlines())
 
 
-def run_one(bench: Bench, smoke: bool, env: dict[str, str]) -> tuple[str, bool]:
-    args = bench.smoke if smoke else bench.args
+def ralph_args(given: str | None, disabled: bool) -> tuple[list[str], str]:
+    """The flags giving the Ralph-baseline benches their interpreter (the venv of
+    ``bench/ralph_lrs.py``, created here when missing), and why there is none, if so."""
+    if disabled:
+        return ["--no-ralph"], ""
+    if given:
+        return ["--ralph-python", given], ""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ralph_lrs import RALPH_VENV, create_venv
+
+    print(f"== Ralph's venv: {RALPH_VENV.relative_to(ROOT)}", file=sys.stderr, flush=True)
+    try:
+        python = create_venv(RALPH_VENV)
+    except (OSError, subprocess.CalledProcessError, SystemExit) as exc:
+        print(f"creating Ralph's venv failed: {exc}", file=sys.stderr)
+        return [], f"Creating Ralph's venv (`make ralph-venv`) failed here: {exc}."
+    return ["--ralph-python", str(python.relative_to(ROOT))], ""
+
+
+def run_one(
+    bench: Bench, smoke: bool, env: dict[str, str], extra: Sequence[str] = ()
+) -> tuple[str, bool]:
+    args = [*(bench.smoke if smoke else bench.args), *extra]
     command = shlex.join([PYTHON, bench.script, *args])
     before, began, started = load(), time.monotonic(), now()
     print(f"== {bench.name}: {command}", file=sys.stderr, flush=True)
@@ -390,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny runs (checks the harness)")
     ap.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument(
+        "--ralph-python",
+        help="interpreter of a Ralph venv (default: create .local/ralph-venv, unless --smoke)",
+    )
+    ap.add_argument("--no-ralph", action="store_true", help="leave out Ralph's baselines")
+    ap.add_argument(
         "--update",
         action="store_true",
         help="replace only the selected sections of the existing output file",
@@ -408,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     durability = database_durability(env["DATABASE_URL"])
     sections: list[str] = []
     ok = True
+    ralph: tuple[list[str], str] | None = None  # made when a bench first needs it
     for bench in selected:
         if (
             bench.name == "bench_mastery_accuracy"
@@ -420,7 +461,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"== {bench.name}: SKIPPED, no data in {args.assistments}", file=sys.stderr)
             continue
-        text, passed = run_one(bench, args.smoke, env)
+        extra: list[str] = []
+        ran = bench
+        if bench.ralph and not args.smoke:
+            if ralph is None:
+                ralph = ralph_args(args.ralph_python, args.no_ralph)
+            extra, failure = ralph
+            if failure:
+                ran = replace(bench, intro=f"{bench.intro} {failure}")
+        text, passed = run_one(ran, args.smoke, env, extra)
         sections.append(text)
         ok = ok and passed
     machine_text = (

@@ -31,9 +31,22 @@ def run(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def test_xapi_validation_bench_runs() -> None:
-    out = run("bench/bench_xapi_validation.py", "200", "1")
+    out = run("bench/bench_xapi_validation.py", "200", "1", "--no-ralph")
     assert "shared.xapi.parse_statement" in out
     assert "ratio (strict time / baseline time)" in out
+    # Ralph's baseline is left out, and its line says so rather than showing a figure
+    (ralph,) = [line for line in out.splitlines() if line.startswith("Ralph 5.1.0")]
+    assert ralph.split(":", 1)[1].strip() == "not run: --no-ralph given"
+
+
+def test_xapi_validation_bench_says_how_to_get_ralph(tmp_path: Path) -> None:
+    missing = tmp_path / "ralph-venv" / "bin" / "python"
+    out = run("bench/bench_xapi_validation.py", "200", "1", "--ralph-python", str(missing))
+    (ralph,) = [line for line in out.splitlines() if line.startswith("Ralph 5.1.0")]
+    assert "not run: --ralph-python" in ralph
+    assert "does not exist" in ralph
+    assert "make ralph-venv" in ralph
+    assert "statements/s" not in ralph
 
 
 def test_ingest_bench_runs_against_the_real_servers(
@@ -49,3 +62,10 @@ def test_ingest_bench_runs_against_the_real_servers(
         "Kafka raw-topic intake (incl. start-up)",
     }
     assert all(rate > 0 for rate in rates.values())
+    # Ralph's rows are in the table, not run (a smoke run never needs Ralph's venv), and say so
+    ralph = [line for line in out.splitlines() if line.startswith("| Ralph LRS 5.1.0")]
+    assert len(ralph) == 4
+    for row in ralph:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[2].startswith("not run: smoke run"), row
+        assert cells[3:] == ["", "", ""], row  # no rate, ratio or CPU figure
