@@ -11,7 +11,8 @@
 * A 2xx marks it delivered. Anything else (status, timeout, connection error) is recorded in
   ``delivery_attempts`` and retried after ``backoff * 2**(attempt-1)`` seconds (capped), until
   ``max_attempts``; then the row is ``dead`` (a dead-letter, counted in metrics).
-* The outcomes of a round's requests are written together (one transaction, two statements).
+* The outcomes of a round's requests are written together (one transaction, two statements),
+  each attempt with the time its answer came.
   The backlog gauge is refreshed at most once per poll interval (a count of pending rows).
 """
 
@@ -44,6 +45,7 @@ class Attempted:
     status_code: int | None
     error: str | None
     elapsed_ms: float
+    ended_at: datetime  # when the answer (or the failure) came: the attempt row's ``at``
     status: str  # the delivery's status after it: pending (retry), delivered or dead
     next_attempt_at: datetime
     outcome: str  # delivered, retry or dead (the metric's label)
@@ -51,8 +53,9 @@ class Attempted:
 
 
 _RECORD_ATTEMPTS = """
-INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms)
-SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::float8[])
+INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms, at)
+SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::float8[],
+                     $6::timestamptz[])
 """
 
 _SETTLE = """
@@ -228,6 +231,7 @@ class DeliveryWorker:
                 [a.status_code for a in attempted],
                 [a.error for a in attempted],
                 [a.elapsed_ms for a in attempted],
+                [a.ended_at for a in attempted],
             )
             await conn.execute(
                 _SETTLE,
@@ -271,5 +275,5 @@ class DeliveryWorker:
             outcome, new_status, next_at = "retry", "pending", now + timedelta(seconds=delay)
         latency = max(0.0, (now - due.created_at).total_seconds())
         return Attempted(
-            due.id, attempt, status, error, elapsed_ms, new_status, next_at, outcome, latency
+            due.id, attempt, status, error, elapsed_ms, now, new_status, next_at, outcome, latency
         )
