@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -29,6 +31,8 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from shared.delivery import OffsetGuard, Refetched
+
+log = logging.getLogger(__name__)
 
 #: acknowledges one event of a ``stream.noack()`` stream (Faust commits up to it)
 Ack = Callable[[Any], Awaitable[Any]]
@@ -175,6 +179,10 @@ class BatchPipeline(Protocol):
 
     async def tick(self) -> None: ...
 
+    async def hold(self) -> None: ...
+
+    def release(self) -> None: ...
+
     async def abandon(self) -> None: ...
 
 
@@ -185,7 +193,8 @@ async def consume_in_batches(
     timer sealing partial batches (every ``within / 2`` seconds). A failing timer crashes the
     app (readiness reports it; the process should be restarted). With ``guard``, records
     Faust skipped are read again and given to the pipeline in order
-    (:class:`~shared.delivery.OffsetGuard`); it forgets the partitions the worker loses."""
+    (:class:`~shared.delivery.OffsetGuard`); it forgets the partitions the worker loses. From a
+    revocation until Faust's table recovery is complete, the pipeline is held (no flush)."""
     manual = stream.noack()  # acknowledged by the pipeline once a batch is durable
 
     async def ack(event: Any) -> Any:
@@ -194,13 +203,31 @@ async def consume_in_batches(
         return await manual.ack(event)
 
     pipeline.ack = ack
-    if guard is not None:
 
-        async def on_revoked(_sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:  # noqa: ARG001
-            (revoked,) = args
+    held_at: list[float] = []  # when the pipeline was held (empty: released)
+
+    async def on_revoked(_sender: Any, /, *args: Any, signal: Any = None, **_: Any) -> None:  # noqa: ARG001
+        (revoked,) = args
+        if guard is not None:
             guard.forget(tp.partition for tp in revoked if tp.topic == guard.topic)
+        held_at[:] = [time.monotonic()]
+        await pipeline.hold()
 
-        app.on_partitions_revoked.connect(on_revoked, weak=False)
+    async def on_rebalanced(_sender: Any, /, *_args: Any, signal: Any = None, **_: Any) -> None:  # noqa: ARG001
+        pipeline.release()
+        if held_at:
+            log.info(
+                "rebalance complete: batches flow again",
+                extra={"held_s": round(time.monotonic() - held_at.pop(), 3)},
+            )
+
+    # A rebalance re-reads the table's changelog (Faust's recovery, also for the partitions the
+    # worker keeps) up to the end offsets it finds when it starts. A flush writing table
+    # entries meanwhile could be overwritten by that replay with an older entry, and the next
+    # events of those learners applied to a state that lacks acknowledged ones. So: no flush
+    # is in flight or starts from the revocation until the recovery is complete.
+    app.on_partitions_revoked.connect(on_revoked, weak=False)
+    app.on_rebalance_complete.connect(on_rebalanced, weak=False)
 
     async def timer() -> None:
         try:
@@ -225,6 +252,14 @@ async def consume_in_batches(
         await pipeline.abandon()
 
 
+async def settled(inflight: asyncio.Future[None] | None) -> None:
+    """Wait for a flush in flight to end, whatever its outcome (a failure is raised by the
+    pipeline's next tick or event, not by whoever waits here)."""
+    if inflight is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(inflight)
+
+
 #: makes a sealed batch's effects durable (raises if they are not: nothing is acknowledged)
 Flush = Callable[[list[Any]], Awaitable[None]]
 #: ``observe(events, seconds)``: a batch was acknowledged, ``seconds`` after its first event
@@ -246,6 +281,8 @@ class Batcher:
     keeps filling: a busy worker makes bigger batches). At most one flush is in flight and
     flushes run in order, so a flush sees every effect of the batches before it (e.g. the table
     entries they wrote). Sealing a full batch waits for the flush in flight (back-pressure).
+    Between :meth:`hold` (which waits for the flush in flight) and :meth:`release` nothing is
+    sealed: events keep filling the open batch (a rebalance, see :func:`consume_in_batches`).
     A failed flush raises in the next :meth:`on_event` or :meth:`tick` and its events are
     never acknowledged (delivered again after a restart)."""
 
@@ -261,6 +298,8 @@ class Batcher:
         self._batch = _Open()
         self._inflight: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
+        self._released = asyncio.Event()
+        self._released.set()
         self.ack: Ack | None = None
 
     @property
@@ -273,12 +312,22 @@ class Batcher:
             if not batch.events:
                 batch.started = asyncio.get_running_loop().time()
             batch.events.append(event)
-            if len(batch.events) >= self._max:
+            if len(batch.events) >= self._max and self._released.is_set():
                 await self._seal()
+
+    async def hold(self) -> None:
+        """Seal nothing until :meth:`release`; returns once the flush in flight is done."""
+        self._released.clear()
+        await settled(self._inflight)
+
+    def release(self) -> None:
+        self._released.set()
 
     async def tick(self) -> None:
         """Seal the open batch if it is older than ``within`` and no flush is in flight."""
         async with self._lock:
+            if not self._released.is_set():
+                return
             inflight = self._inflight
             if inflight is not None and inflight.done():
                 inflight.result()  # a failed flush surfaces even when no event comes
@@ -306,8 +355,10 @@ class Batcher:
             self._observe(len(batch.events), elapsed)
 
     async def drain(self) -> None:
-        """Seal the open batch and wait for every flush (idle periods, tests, shutdown)."""
+        """Seal the open batch and wait for every flush (idle periods, tests, shutdown); waits
+        for :meth:`release` first when held."""
         async with self._lock:
+            await self._released.wait()
             if self._batch.events:
                 await self._seal()
             if self._inflight is not None:

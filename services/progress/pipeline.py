@@ -10,7 +10,10 @@ only then the acknowledgement of its events, so an offset is never committed bef
 effect of its statement is durable, and the table never holds a statement whose projection or
 updates are not. While a batch is flushed, the next one fills (reading the sealed batch's
 entries until they are in the table): at most one flush is in flight and flushes run in order,
-so the projection's watermarks only move forward.
+so the projection's watermarks only move forward. From a rebalance's start until Faust's table
+recovery is complete the pipeline is held (:meth:`hold`, :meth:`release`): no flush in flight,
+none sealed, so the recovery's replay of the changelog cannot overwrite an entry a flush wrote
+with an older one (``shared.batching.consume_in_batches``).
 
 Stopping (or crashing) loses nothing: events not acknowledged are delivered again; those the
 table does not hold yet are simply recomputed, to the same rows and updates (the projection's
@@ -38,7 +41,7 @@ from services.progress.handlers import EnvelopeView, Processor, parse_statement_
 from services.progress.metrics import ProgressMetrics
 from services.progress.projection import Projector
 from services.progress.state import LearnerRecord, decode, encode
-from shared.batching import DecodedValues
+from shared.batching import DecodedValues, settled
 from shared.envelope import STATEMENT_V1
 from shared.errors import PermanentError, is_retriable
 
@@ -121,6 +124,8 @@ class Pipeline:
         # projection is committed and its updates acknowledged (read through ``record_of``)
         self._sealed: dict[bytes, LearnerRecord] = {}
         self._lock = asyncio.Lock()
+        self._released = asyncio.Event()
+        self._released.set()
         # learner records decoded from (or encoded into) the table
         self._decoded = DecodedValues(decode, decoded_max)
         self.ack: Callable[[Any], Awaitable[Any]] | None = None
@@ -140,8 +145,16 @@ class Pipeline:
                 batch.started = asyncio.get_running_loop().time()
             batch.events.append(event)
             await self._apply(event, batch)
-            if len(batch.events) >= self._max:
+            if len(batch.events) >= self._max and self._released.is_set():
                 await self._seal()
+
+    async def hold(self) -> None:
+        """Seal nothing until :meth:`release`; returns once the flush in flight is done."""
+        self._released.clear()
+        await settled(self._inflight)
+
+    def release(self) -> None:
+        self._released.set()
 
     async def _apply(self, event: Any, batch: Batch) -> None:
         msg = event.message
@@ -178,6 +191,8 @@ class Pipeline:
         ``batch_max``) instead of queueing behind it, so a busy worker makes bigger batches --
         fewer transactions, changelog writes and produce requests per event."""
         async with self._lock:
+            if not self._released.is_set():
+                return
             inflight = self._inflight
             if inflight is not None and inflight.done():
                 inflight.result()  # a failed flush surfaces even when no event comes
@@ -223,8 +238,10 @@ class Pipeline:
         self._metrics.updates.inc(batch.published)
 
     async def drain(self) -> None:
-        """Seal the open batch and wait for every flush (idle periods, tests, shutdown)."""
+        """Seal the open batch and wait for every flush (idle periods, tests, shutdown); waits
+        for :meth:`release` first when held."""
         async with self._lock:
+            await self._released.wait()
             if self._batch.events:
                 await self._seal()
             if self._inflight is not None:

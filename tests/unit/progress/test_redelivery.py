@@ -182,3 +182,45 @@ def test_offset_round_trips_and_format_1_reads_as_none() -> None:
     # a value written before the offset was kept: version 1, no offset field
     old = struct.pack("<BIqqHH", 1, 2, -(2**63), -(2**63), 0, 0)
     assert decode(old) == LearnerRecord(events=2)
+
+
+class Gated(Projection):
+    """A projection transaction that commits when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def flush(self, items: list[tuple[int, int, Any]]) -> int:
+        await self.gate.wait()
+        return await super().flush(items)
+
+
+async def test_held_for_a_rebalance_no_table_entry_is_written_until_released() -> None:
+    """Between a revocation and the end of Faust's table recovery (which replays the
+    changelog into the table) the pipeline writes no table entry: ``hold`` returns once the
+    flush in flight has written its entries, and nothing is sealed until ``release``."""
+    table: dict[bytes, bytes] = {}
+    projection = Gated()
+    pipeline, _, _ = worker(table, projection=projection, batch_max=2)
+    stream = events(5)
+    for event in stream[:2]:
+        await pipeline.on_event(event)  # full: sealed, its projection waits for the gate
+    holding = asyncio.ensure_future(pipeline.hold())
+    await asyncio.sleep(0.01)
+    assert not holding.done()
+    assert table == {}
+    projection.gate.set()
+    await holding
+    assert decode(table[stream[0].key]).offset == 1  # the flush in flight wrote its entries
+    for event in stream[2:]:
+        await pipeline.on_event(event)  # over batch_max: not sealed while held
+    pipeline.within = 0.0
+    await pipeline.tick()
+    await asyncio.sleep(0.01)
+    assert decode(table[stream[0].key]).offset == 1
+    pipeline.release()
+    await pipeline.tick()
+    await pipeline.drain()
+    assert decode(table[stream[0].key]).offset == 4
+    assert decode(table[stream[0].key]).competencies["py.basics"].model.attempts == 5

@@ -137,9 +137,26 @@ class FakeStream:
         await self.done.wait()  # a stream that stays open, idle
 
 
+class FakeSignal:
+    """A Faust app signal: ``connect(handler, weak=False)``, ``send(*args)``."""
+
+    def __init__(self) -> None:
+        self.handlers: list[Any] = []
+
+    def connect(self, handler: Any, *, weak: bool = True) -> None:
+        assert weak is False  # a closure: a weak reference would lose it
+        self.handlers.append(handler)
+
+    async def send(self, *args: Any) -> None:
+        for handler in self.handlers:
+            await handler(self, *args, signal=self)
+
+
 class FakeApp:
     def __init__(self) -> None:
         self.crashed: list[BaseException] = []
+        self.on_partitions_revoked = FakeSignal()
+        self.on_rebalance_complete = FakeSignal()
 
     async def crash(self, exc: BaseException) -> None:
         self.crashed.append(exc)
@@ -159,6 +176,56 @@ async def test_the_agent_body_seals_a_partial_batch_on_the_timer() -> None:
     await body
     assert rec.batches == [["x", "y"]]  # sealed by the timer, not by size
     assert rec.acked == ["x", "y"]
+    assert app.crashed == []
+
+
+async def test_held_nothing_is_sealed_and_hold_waits_for_the_flush_in_flight() -> None:
+    rec = Recorder()
+    rec.gate = asyncio.Event()
+    batcher = rec.batcher(batch_max=2, within=0.01)
+    await batcher.on_event("a")
+    await batcher.on_event("b")  # sealed: its flush waits for the gate
+    holding = asyncio.ensure_future(batcher.hold())
+    await asyncio.sleep(0.02)
+    assert not holding.done()  # a flush is in flight
+    rec.gate.set()
+    await holding
+    assert rec.batches == [["a", "b"]]
+    for event in ("c", "d", "e"):  # full twice over: not sealed while held
+        await batcher.on_event(event)
+    await asyncio.sleep(0.03)
+    await batcher.tick()  # old enough: not sealed either
+    await asyncio.sleep(0.01)
+    assert rec.batches == [["a", "b"]]
+    batcher.release()
+    await batcher.tick()
+    await batcher.drain()
+    assert rec.batches == [["a", "b"], ["c", "d", "e"]]
+    assert rec.acked == ["a", "b", "c", "d", "e"]
+
+
+async def test_a_rebalance_holds_the_pipeline_until_the_recovery_is_complete() -> None:
+    """``consume_in_batches`` holds the pipeline on revocation (Faust's table recovery then
+    replays the changelog: no flush may write the table meanwhile) and releases it when the
+    rebalance is complete."""
+    rec = Recorder()
+    batcher = Batcher(rec.flush, batch_max=100, within=0.02)
+    stream = FakeStream([], rec)
+    app: Any = FakeApp()
+    body = asyncio.ensure_future(consume_in_batches(app, stream, batcher))
+    await asyncio.sleep(0)
+    await app.on_partitions_revoked.send(set())
+    await batcher.on_event("x")
+    await asyncio.sleep(0.08)  # several timer ticks, past ``within``
+    assert rec.batches == []
+    await app.on_rebalance_complete.send()
+    for _ in range(100):
+        if rec.acked:
+            break
+        await asyncio.sleep(0.01)
+    stream.done.set()
+    await body
+    assert rec.batches == [["x"]]
     assert app.crashed == []
 
 
