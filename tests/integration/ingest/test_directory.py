@@ -106,3 +106,26 @@ async def test_no_route_without_a_configured_token(start_ingest: StartIngest) ->
         headers=BEARER,
     ) as resp:
         assert resp.status == 404
+
+
+async def test_the_name_of_the_latest_stored_statement_is_kept(start_ingest: StartIngest) -> None:
+    """A learner's display name follows their statements: a later statement renames them, the
+    last one of a batch wins, a nameless one or a re-sent (duplicate) one changes nothing."""
+    run = await start_ingest(start_relay=False)
+    mbox = "mailto:ada@example.com"
+    first = _statement(mbox, "Ada Byron")
+    await _post(run, "acme", [first])
+    [(key, _)] = (await _keys(run, "acme")).items()
+
+    async def name() -> Any:
+        status, body = await _names(run, {"tenant": "acme", "learner_keys": [key]}, BEARER)
+        assert status == 200, body
+        return body["names"].get(key)
+
+    assert await name() == "Ada Byron"
+    await _post(run, "acme", [_statement(mbox, "Ada King"), _statement(mbox, "Ada Lovelace")])
+    assert await name() == "Ada Lovelace"
+    await _post(run, "acme", [_statement(mbox, None), first])  # nameless, and a duplicate
+    assert await name() == "Ada Lovelace"
+    await _post(run, "acme", [_statement(mbox, "A. Lovelace"), first])
+    assert await name() == "A. Lovelace"  # the duplicate after it is not stored again
