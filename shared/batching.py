@@ -252,12 +252,34 @@ async def consume_in_batches(
         await pipeline.abandon()
 
 
-async def settled(inflight: asyncio.Future[None] | None) -> None:
-    """Wait for a flush in flight to end, whatever its outcome (a failure is raised by the
-    pipeline's next tick or event, not by whoever waits here)."""
-    if inflight is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(inflight)
+class Holdable:
+    """``hold``/``release`` of a batch pipeline (a rebalance, see :func:`consume_in_batches`):
+    between them the pipeline seals no batch (events keep filling the open one); ``hold``
+    returns once the flush in flight (``_inflight``) has ended, whatever its outcome (a failure
+    is raised by the pipeline's next tick or event, not here)."""
+
+    _inflight: asyncio.Future[None] | None
+
+    def __init__(self) -> None:
+        self._released = asyncio.Event()
+        self._released.set()
+
+    @property
+    def flowing(self) -> bool:
+        """False between :meth:`hold` and :meth:`release`."""
+        return self._released.is_set()
+
+    async def hold(self) -> None:
+        self._released.clear()
+        if self._inflight is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._inflight)
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def until_flowing(self) -> None:
+        await self._released.wait()
 
 
 #: makes a sealed batch's effects durable (raises if they are not: nothing is acknowledged)
@@ -272,7 +294,7 @@ class _Open:
     started: float = 0.0
 
 
-class Batcher:
+class Batcher(Holdable):
     """Events into batches, each flushed as a whole by ``flush`` (called with the batch's events
     in arrival order), then acknowledged.
 
@@ -296,10 +318,9 @@ class Batcher:
         self._within = within
         self._observe = observe
         self._batch = _Open()
+        super().__init__()
         self._inflight: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
-        self._released = asyncio.Event()
-        self._released.set()
         self.ack: Ack | None = None
 
     @property
@@ -312,21 +333,13 @@ class Batcher:
             if not batch.events:
                 batch.started = asyncio.get_running_loop().time()
             batch.events.append(event)
-            if len(batch.events) >= self._max and self._released.is_set():
+            if len(batch.events) >= self._max and self.flowing:
                 await self._seal()
-
-    async def hold(self) -> None:
-        """Seal nothing until :meth:`release`; returns once the flush in flight is done."""
-        self._released.clear()
-        await settled(self._inflight)
-
-    def release(self) -> None:
-        self._released.set()
 
     async def tick(self) -> None:
         """Seal the open batch if it is older than ``within`` and no flush is in flight."""
         async with self._lock:
-            if not self._released.is_set():
+            if not self.flowing:
                 return
             inflight = self._inflight
             if inflight is not None and inflight.done():
@@ -358,7 +371,7 @@ class Batcher:
         """Seal the open batch and wait for every flush (idle periods, tests, shutdown); waits
         for :meth:`release` first when held."""
         async with self._lock:
-            await self._released.wait()
+            await self.until_flowing()
             if self._batch.events:
                 await self._seal()
             if self._inflight is not None:

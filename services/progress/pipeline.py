@@ -41,7 +41,7 @@ from services.progress.handlers import EnvelopeView, Processor, parse_statement_
 from services.progress.metrics import ProgressMetrics
 from services.progress.projection import Projector
 from services.progress.state import LearnerRecord, decode, encode
-from shared.batching import DecodedValues, settled
+from shared.batching import DecodedValues, Holdable
 from shared.envelope import STATEMENT_V1
 from shared.errors import PermanentError, is_retriable
 
@@ -88,7 +88,7 @@ class Batch:
     started: float = 0.0
 
 
-class Pipeline:
+class Pipeline(Holdable):
     def __init__(
         self,
         *,
@@ -118,14 +118,13 @@ class Pipeline:
         self._deadletter = deadletter_topic
         self._max = batch_max
         self.within = within
+        super().__init__()
         self._batch = Batch()
         self._inflight: asyncio.Future[None] | None = None
         # the entries of the sealed batch being flushed: written to the table only once its
         # projection is committed and its updates acknowledged (read through ``record_of``)
         self._sealed: dict[bytes, LearnerRecord] = {}
         self._lock = asyncio.Lock()
-        self._released = asyncio.Event()
-        self._released.set()
         # learner records decoded from (or encoded into) the table
         self._decoded = DecodedValues(decode, decoded_max)
         self.ack: Callable[[Any], Awaitable[Any]] | None = None
@@ -145,16 +144,8 @@ class Pipeline:
                 batch.started = asyncio.get_running_loop().time()
             batch.events.append(event)
             await self._apply(event, batch)
-            if len(batch.events) >= self._max and self._released.is_set():
+            if len(batch.events) >= self._max and self.flowing:
                 await self._seal()
-
-    async def hold(self) -> None:
-        """Seal nothing until :meth:`release`; returns once the flush in flight is done."""
-        self._released.clear()
-        await settled(self._inflight)
-
-    def release(self) -> None:
-        self._released.set()
 
     async def _apply(self, event: Any, batch: Batch) -> None:
         msg = event.message
@@ -191,7 +182,7 @@ class Pipeline:
         ``batch_max``) instead of queueing behind it, so a busy worker makes bigger batches --
         fewer transactions, changelog writes and produce requests per event."""
         async with self._lock:
-            if not self._released.is_set():
+            if not self.flowing:
                 return
             inflight = self._inflight
             if inflight is not None and inflight.done():
@@ -241,7 +232,7 @@ class Pipeline:
         """Seal the open batch and wait for every flush (idle periods, tests, shutdown); waits
         for :meth:`release` first when held."""
         async with self._lock:
-            await self._released.wait()
+            await self.until_flowing()
             if self._batch.events:
                 await self._seal()
             if self._inflight is not None:
