@@ -73,8 +73,16 @@ def _xapi_verdict(out: str) -> str:
     if not m:
         return ""
     rate = int(m[1].replace(",", ""))
-    met = "met" if rate >= 25_000 else f"**not met yet** (about {rate / 25_000:.0%} of it)"
-    return f"Target: strict validation alone ≥ 25,000 statements/s per core: {met}."
+    met = (
+        "met in this run"
+        if rate >= 25_000
+        else f"**not met** in this run (about {rate / 25_000:.0%} of it)"
+    )
+    return (
+        f"Target: strict validation alone ≥ 25,000 statements/s per core: {met}. The absolute "
+        "rates of this shared machine (the baseline's too) move by up to 2x between runs a few "
+        "minutes apart: read the ratio to the baseline, and one run as one sample."
+    )
 
 
 def _e2e_verdict(out: str) -> str:
