@@ -11,8 +11,8 @@
 * A 2xx marks it delivered. Anything else (status, timeout, connection error) is recorded in
   ``delivery_attempts`` and retried after ``backoff * 2**(attempt-1)`` seconds (capped), until
   ``max_attempts``; then the row is ``dead`` (a dead-letter, counted in metrics).
-* The outcomes of a round's requests are written together (one transaction, two statements),
-  each attempt with the time its answer came.
+* The outcomes of a round's requests are written together (one statement), each attempt with
+  the time its answer came.
   The backlog gauge is refreshed at most once per poll interval (a count of pending rows).
 """
 
@@ -52,18 +52,20 @@ class Attempted:
     latency: float  # seconds from the change to this attempt's answer
 
 
-_RECORD_ATTEMPTS = """
-INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms, at)
-SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::float8[],
-                     $6::timestamptz[])
-"""
-
+# one statement (atomic by itself): an attempt row per request, then each delivery's new state
 _SETTLE = """
+WITH u AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::float8[],
+                         $6::timestamptz[], $7::text[], $8::timestamptz[])
+        AS u(id, attempt, code, error, duration_ms, ended_at, status, next_at)
+), attempts AS (
+    INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms, at)
+    SELECT id, attempt, code, error, duration_ms, ended_at FROM u
+)
 UPDATE deliveries AS d SET status = u.status, attempts = u.attempt,
     next_attempt_at = u.next_at, last_status = u.code, last_error = u.error,
     delivered_at = CASE WHEN u.status = 'delivered' THEN clock_timestamp() END
-FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[], $5::int[], $6::text[])
-    AS u(id, status, attempt, next_at, code, error)
+FROM u
 WHERE d.id = u.id
 """
 
@@ -223,24 +225,17 @@ class DeliveryWorker:
 
     async def _settle(self, attempted: list[Attempted]) -> None:
         """Record the round's outcomes: one attempt row each, and each delivery's new state."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn:
             await conn.execute(
-                _RECORD_ATTEMPTS,
+                _SETTLE,
                 [a.id for a in attempted],
                 [a.attempt for a in attempted],
                 [a.status_code for a in attempted],
                 [a.error for a in attempted],
                 [a.elapsed_ms for a in attempted],
                 [a.ended_at for a in attempted],
-            )
-            await conn.execute(
-                _SETTLE,
-                [a.id for a in attempted],
                 [a.status for a in attempted],
-                [a.attempt for a in attempted],
                 [a.next_attempt_at for a in attempted],
-                [a.status_code for a in attempted],
-                [a.error for a in attempted],
             )
 
     async def _deliver(self, session: aiohttp.ClientSession, due: Due) -> Attempted:
