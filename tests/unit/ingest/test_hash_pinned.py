@@ -109,3 +109,119 @@ def test_content_hash_equals_the_full_canonical_walk(doc: dict[str, Any]) -> Non
 
     expected = orjson.dumps(_reference_canonical(doc), option=orjson.OPT_SORT_KEYS)
     assert content_hash(doc) == hashlib.sha256(expected).hexdigest()
+
+
+def _fast_path_cases() -> list[dict[str, Any]]:
+    return [
+        {
+            "actor": {"mbox": "mailto:a@x"},
+            "timestamp": "2024-01-01T01:00:00.1239+01:00",
+            "result": {"duration": "PT1.2399S", "success": True},
+            "context": {"registration": "ABCDEF01-0000-4000-8000-000000000000"},
+        },
+        {"actor": {"mbox": "mailto:a@x"}, "timestamp": "2024-01-01T00:00:00Z"},
+        {"verb": {"id": "http://x/v", "display": {"en": "timestamp: member"}}},
+        # a trigger's text as a string value, or a key containing a quote: counted, walked
+        {"verb": {"display": {"en": "StatementRef"}}, "timestamp": "2024-01-01T00:00:00Z"},
+        {"object": {"definition": {"extensions": {'x"timestamp': 1}}}},
+    ]
+
+
+def _walked_cases() -> list[dict[str, Any]]:
+    ts = "2024-01-01T01:00:00+01:00"
+    sub = {"objectType": "SubStatement", "timestamp": ts, "result": {"duration": "PT9.999S"}}
+    group = {"objectType": "Group", "member": [{"mbox": "mailto:z@x"}, {"mbox": "mailto:a@x"}]}
+    return [
+        {"timestamp": ts, "object": sub},  # a second timestamp, a second duration
+        {"timestamp": ts, "actor": group},
+        {"timestamp": ts, "object": {"objectType": "StatementRef", "id": "ABCDEF01-0000"}},
+        {"timestamp": ts, "result": {"extensions": {"http://x/e": {"duration": "PT1.999S"}}}},
+        {"timestamp": 17, "result": {"duration": 3}},  # not strings: nothing to fix, as walked
+        {"context": {"registration": "ABC", "team": group}},
+    ]
+
+
+@pytest.mark.parametrize("doc", [*_fast_path_cases(), *_walked_cases(), *DOCS.values()])
+def test_fast_path_and_walk_give_the_reference_hash(doc: dict[str, Any]) -> None:
+    from tests.unit.ingest.test_handlers import _reference_canonical
+
+    body = {k: v for k, v in doc.items() if k not in ("id", "stored", "authority", "version")}
+    expected = orjson.dumps(_reference_canonical(body), option=orjson.OPT_SORT_KEYS)
+    assert content_hash(doc) == hashlib.sha256(expected).hexdigest()
+
+
+def _forbid_walk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from services.ingest import handlers
+
+    walks: list[int] = []
+    real = handlers._canonical_dict
+
+    def counting(value: dict[str, Any]) -> dict[str, Any]:
+        walks.append(1)
+        return real(value)
+
+    monkeypatch.setattr(handlers, "_canonical_dict", counting)
+    return walks
+
+
+@pytest.mark.parametrize("doc", _fast_path_cases()[:3])
+def test_a_plain_statement_is_hashed_without_the_walk(
+    doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks = _forbid_walk(monkeypatch)
+    content_hash(doc)
+    assert walks == []
+
+
+@pytest.mark.parametrize("doc", _walked_cases())
+def test_other_places_to_canonicalise_take_the_walk(
+    doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks = _forbid_walk(monkeypatch)
+    content_hash(doc)
+    assert walks != []
+
+
+def _general_timestamp(value: str) -> str:
+    """The timestamp canonicalisation as first written (datetimes all the way)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace(",", "."))
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    parsed = parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    return parsed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-01-01T00:00:00Z",
+        "2024-01-01T00:00:00.1Z",
+        "2024-01-01T00:00:00.12Z",
+        "2024-01-01T00:00:00.123Z",
+        "2024-01-01T00:00:00.1239Z",
+        "2024-01-01T00:00:00.123999Z",
+        "2024-01-01T00:00:00.123456789Z",
+        "2024-02-29T23:59:59.999Z",
+        "2023-02-29T00:00:00Z",  # no such day: compared as sent
+        "2024-01-01T24:00:00Z",
+        "2024-01-01T23:59:60Z",  # leap second: compared as sent
+        "2024-13-01T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "2024-01-01T00:00:00.Z",
+        "2024-01-01T00:00:00,5Z",
+        "2024-01-01T00:00:00+01:00",
+        "2024-01-01T00:00:00.5-05:30",
+        "2024-01-01T00:00:00",
+        "2024-01-01",
+        "2024-01-01T00:00:00\u0661Z",  # a non-ASCII digit
+        "not a time",
+    ],
+)
+def test_timestamp_fast_path_gives_the_general_text(value: str) -> None:
+    from services.ingest.handlers import _canonical_timestamp
+
+    assert _canonical_timestamp(value) == _general_timestamp(value)
