@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Final
 
 from aiohttp import web
 
@@ -28,6 +30,23 @@ async def serve_http(app: web.Application, host: str, port: int) -> AsyncIterato
         yield bound
     finally:
         await runner.cleanup()
+
+
+#: first-generation threshold of the garbage collector while serving (CPython's default: 700)
+GC_THRESHOLD: Final = 20_000
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a service that allocates many short-lived
+    containers (every statement or event is a tree of dicts, freed by reference counting
+    anyway): everything alive after start-up (modules, schemas, clients) is frozen out of the
+    collector's scans, and a young-generation pass runs every 20,000 allocations instead of
+    700. Called by each service once it is ready. Measured: about a third less CPU per
+    statement in ingest's parse + prepare; in the progress worker the collector's own time
+    fell from 1.69 to 0.14 CPU-s over 50,000 events (``gc.callbacks``)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
 def run_until_stopped(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

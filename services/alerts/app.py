@@ -45,7 +45,7 @@ from shared.kafka import (
 )
 from shared.lag import LagMonitor
 from shared.migrations import apply_migrations
-from shared.service import serve_http
+from shared.service import serve_http, tune_gc
 from shared.streaming import failure_of, recovery_finished, running
 
 log = logging.getLogger(__name__)
@@ -250,5 +250,6 @@ async def run(settings: AlertsSettings, stop: asyncio.Event) -> None:
         open_alerts(settings) as alerts,
         serve_http(alerts.app, settings.http_host, settings.http_port),
     ):
+        tune_gc()
         log.info("alerts service ready")
         await stop.wait()

@@ -226,8 +226,11 @@ class RawIntake:
             if self._profiles is not None:
                 profile = await self._profiles.get(tenant)
             good = work.good.setdefault(tenant, [])
+            # one time and one authority for the batch: its statements are stored together
+            stored = datetime.now(UTC)
+            authority = authority_for(tenant, RAW_AUTHORITY_NAME)
             for record in records:
-                parsed = self._parse(tenant, record, profile)
+                parsed = self._parse(tenant, record, profile, stored, authority)
                 if isinstance(parsed, Rejected):
                     work.rejected.append(parsed)
                 else:
@@ -270,15 +273,18 @@ class RawIntake:
             )
 
     def _parse(
-        self, tenant: str, record: ConsumerRecord[Any, Any], profile: Profile = Profile.STRICT
+        self,
+        tenant: str,
+        record: ConsumerRecord[Any, Any],
+        profile: Profile,
+        stored: datetime,
+        authority: dict[str, Any],
     ) -> list[Prepared] | Rejected:
         if record.value is None:
             return Rejected(record, "invalid_statement", "null_value")
         try:
             version = record_version(record, self._default_version)
             statements = parse_statements_profiled(record.value, version=version, profile=profile)
-            stored = datetime.now(UTC)
-            authority = authority_for(tenant, RAW_AUTHORITY_NAME)
             return [
                 prepare(
                     stmt,

@@ -35,7 +35,7 @@ from shared.health import Health
 from shared.kafka import Topics, ensure_topics, kafka_admin, wait_for_broker
 from shared.lag import LagMonitor
 from shared.migrations import apply_migrations
-from shared.service import serve_http
+from shared.service import serve_http, tune_gc
 from shared.streaming import failure_of, recovery_finished, running
 
 log = logging.getLogger(__name__)
@@ -209,5 +209,6 @@ async def run(settings: ProgressSettings, stop: asyncio.Event) -> None:
         open_progress(settings) as progress,
         serve_http(progress.app, settings.http_host, settings.http_port),
     ):
+        tune_gc()
         log.info("progress service ready")
         await stop.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,9 +16,11 @@ from pydantic import SecretStr
 
 from services.ingest import intake
 from services.ingest.config import IngestSettings
+from services.ingest.handlers import authority_for
 from services.ingest.intake import DEADLETTER_ORIGINAL_BUDGET, RawIntake, Rejected, deadletter_body
 from services.ingest.metrics import IngestMetrics
 from shared.kafka import Topics
+from shared.xapi import Profile
 
 
 def _record(value: bytes | None, offset: int = 0) -> ConsumerRecord[Any, Any]:
@@ -84,6 +87,7 @@ def test_an_unexpected_parse_failure_is_rejected_not_raised(monkeypatch: Any) ->
 
     monkeypatch.setattr(intake, "parse_statements_profiled", boom)
     raw, _ = _intake(FakeProducer([]))
-    outcome = raw._parse("acme", _record(b"{}"))
+    authority = authority_for("acme", intake.RAW_AUTHORITY_NAME)
+    outcome = raw._parse("acme", _record(b"{}"), Profile.STRICT, datetime.now(UTC), authority)
     assert isinstance(outcome, Rejected)
     assert (outcome.reason, outcome.rule) == ("unexpected", "unexpected")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import gc
+
 import aiohttp
 from aiohttp import web
 
-from shared.service import serve_http
+from shared.service import GC_THRESHOLD, serve_http, tune_gc
 
 
 async def hello(_: web.Request) -> web.Response:
@@ -27,3 +29,14 @@ async def test_serve_http_binds_a_free_port_and_stops() -> None:
             pass
         else:
             raise AssertionError("the server still answers after the block")
+
+
+def test_tune_gc_freezes_start_up_objects_and_raises_the_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_THRESHOLD, 10, 10)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
