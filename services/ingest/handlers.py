@@ -230,12 +230,18 @@ def _canonical_timestamp(value: str) -> str:
     """The instant of ``value`` in UTC at millisecond precision (truncated), as text; a value
     that is not an ISO 8601 timestamp is compared as sent."""
     utc = _UTC_Z_TIMESTAMP.fullmatch(value)
-    if utc is not None:  # same text as the general path below, without building datetimes
-        try:
-            datetime.fromisoformat(value)  # that day and time exist
-        except ValueError:
-            return value
-        return f"{utc[1]}.{(utc[2] or '')[:3].ljust(3, '0')}Z"
+    if utc is None:
+        return _canonical_timestamp_parsed(value)
+    # same text as the general path, without building datetimes
+    try:
+        datetime.fromisoformat(value)  # that day and time exist
+    except ValueError:
+        return value
+    return f"{utc[1]}.{(utc[2] or '')[:3].ljust(3, '0')}Z"
+
+
+def _canonical_timestamp_parsed(value: str) -> str:
+    """:func:`_canonical_timestamp` for any ISO 8601 form, through a datetime."""
     try:
         parsed = datetime.fromisoformat(value.replace(",", "."))
     except ValueError:
