@@ -371,13 +371,12 @@ class Processor:
                 await sessions_repo.record_attendance(conn, attendance_rows(_evidence(fresh)))
                 await repo.advance_clock(conn, max(i.env.occurred_at for i in fresh))
                 await repo.advance_partition_clocks(conn, _clocks(fresh))
-            for item in fresh:
-                env = item.env
-                for signal in item.signals:
-                    await self._changes.apply_signal(
-                        conn, env.tenant, env.learner_key, signal, outcome,
-                        cause=item.update.statement_id,
-                    )  # fmt: skip
+            signals = [
+                (i.env.tenant, i.env.learner_key, signal, i.update.statement_id)
+                for i in fresh
+                for signal in i.signals
+            ]
+            await self._changes.apply_signals(conn, signals, outcome)
         for kind, decision in outcome.decisions:
             self._metrics.signals.labels(kind, decision).inc()
         for kind, severity in outcome.opened:
