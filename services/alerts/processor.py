@@ -67,6 +67,8 @@ ACCEPTED = frozenset({PROGRESS_UPDATE_V1})
 
 #: ``(key, original value, reason, message)`` -> sent to the dead-letter topic
 DeadLetter = Callable[[bytes | None, bytes, str, str], Awaitable[None]]
+#: (topic, ``{partition: last offset}``): the watermarks a batch moves
+Marks = tuple[str, dict[int, int]]
 #: writes ``[(table key, value), ...]`` to the learners table
 WriteEntries = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
@@ -228,8 +230,8 @@ class Processor:
         given. ``partitions`` (of the records, when known) advance the per-partition event
         clocks the scanner's replay clock is made of; with ``offsets`` too, each state keeps
         the position of its last update, and an update at or below it is a duplicate; with
-        ``topic`` too, the partitions' watermarks move to the batch's last offsets once its
-        transaction is committed (:meth:`next_offset`)."""
+        ``topic`` too, the partitions' watermarks move to the batch's last offsets in its
+        transaction (after the updates when they are applied one by one; :meth:`next_offset`)."""
         started = time.perf_counter()
         outcomes = ["deadletter"] * len(records)
         states: dict[bytes, LearnerState] = {}
@@ -269,12 +271,13 @@ class Processor:
             states[env.key] = new_state
             last_index[env.key] = index
             items.append(item)
-        applied = await self._apply_all(items)
+        marks: Marks | None = None
         if topic is not None and partitions is not None and offsets is not None:
             tops: dict[int, int] = {}
             for partition, offset in zip(partitions, offsets, strict=True):
                 tops[partition] = max(offset, tops.get(partition, offset))
-            await self._retrying(partial(self._move_watermarks, topic, tops))
+            marks = (topic, tops)
+        applied = await self._apply_all(items, marks)
         for item in items:
             outcomes[item.index] = applied.get(item.index, "deadletter")
         await self._write_states({k: states[k] for k in last_index}, table, write)
@@ -314,14 +317,16 @@ class Processor:
             elif outcome == "duplicate":
                 self._duplicate.inc()
 
-    async def _apply_all(self, items: list[_Item]) -> dict[int, str]:
+    async def _apply_all(self, items: list[_Item], marks: Marks | None = None) -> dict[int, str]:
         """Apply ``items`` in one transaction (one per item if that fails for good);
-        returns ``applied``/``duplicate``/``deadletter`` by record index."""
-        if not items:
-            return {}
+        returns ``applied``/``duplicate``/``deadletter`` by record index. ``marks`` (topic,
+        ``{partition: offset}``): the watermarks to move, in that transaction, else after the
+        items were applied one by one (or when there is none)."""
+        out: dict[int, str] = {}
         try:
-            new = await self._retrying(partial(self.apply_batch, items))
-            return {i.index: "applied" if i.env.event_id in new else "duplicate" for i in items}
+            if items:
+                new = await self._retrying(partial(self.apply_batch, items, marks))
+                return {i.index: "applied" if i.env.event_id in new else "duplicate" for i in items}
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - find the update that breaks, one by one
@@ -330,10 +335,12 @@ class Processor:
                 await self._dead(
                     item.key, item.raw, "processing_error", f"{type(exc).__name__}: {exc}"
                 )
-                return {item.index: "deadletter"}
-        out: dict[int, str] = {}
-        for item in items:
-            out.update(await self._apply_all([item]))
+                out[item.index] = "deadletter"
+            else:
+                for item in items:
+                    out.update(await self._apply_all([item]))
+        if marks is not None:
+            await self._retrying(partial(self._move_watermarks, *marks))
         return out
 
     async def _retrying(self, step: Callable[[], Awaitable[_T]]) -> _T:
@@ -360,10 +367,15 @@ class Processor:
         item = _Item(0, None, b"", env, update, signals)
         return env.event_id in await self.apply_batch([item])
 
-    async def apply_batch(self, items: Sequence[_Item]) -> set[uuid.UUID]:
-        """The batch's one transaction; returns the event ids that were new (applied)."""
+    async def apply_batch(
+        self, items: Sequence[_Item], marks: Marks | None = None
+    ) -> set[uuid.UUID]:
+        """The batch's one transaction; returns the event ids that were new (applied).
+        ``marks``: the watermarks it moves too (the batch's last offsets)."""
         outcome = Outcome()
         async with self._pool.acquire() as conn, conn.transaction():
+            if marks is not None:
+                await watermarks.move(conn, *marks)
             new = await repo.claim_events(conn, [i.env.event_id for i in items])
             fresh = [i for i in items if i.env.event_id in new]
             if fresh:

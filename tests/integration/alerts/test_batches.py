@@ -125,8 +125,14 @@ async def test_a_batch_leaves_what_its_updates_leave_one_at_a_time(
     )  # both tenants' alerts of Y
 
     records = [(env.key, env.to_bytes()) for env in batches["batch"]]
-    outcomes = await processor.process_batch(records, tables["batch"])
+    offsets = list(range(100, 100 + len(records)))
+    outcomes = await processor.process_batch(
+        records, tables["batch"], partitions=[1] * len(records), offsets=offsets, topic="updates"
+    )
     assert outcomes == ["applied"] * len(records)
+    # moved in the batch's transaction
+    marks = await running.fetch('SELECT topic, partition, "offset" FROM watermarks')
+    assert marks == [{"topic": "updates", "partition": 1, "offset": offsets[-1]}]
     for env in batches["single"]:
         assert await running.apply(env, tables["single"]) == "applied"
 
@@ -171,9 +177,15 @@ async def test_a_batch_that_fails_is_applied_one_update_at_a_time(
     poison = progress(T0, who=Y, business_unit="retail\x00")
     envs = [*wrongs[:3], poison, *wrongs[3:]]
     outcomes = await running.alerts.processor.process_batch(
-        [(env.key, env.to_bytes()) for env in envs], table
+        [(env.key, env.to_bytes()) for env in envs],
+        table,
+        partitions=[0, 0, 0, 1, 0, 0],
+        offsets=[10, 11, 12, 7, 13, 14],
+        topic="updates",
     )
     assert outcomes == ["applied"] * 3 + ["deadletter"] + ["applied"] * 2
+    marks = await running.fetch('SELECT partition, "offset" FROM watermarks ORDER BY partition')
+    assert marks == [{"partition": 0, "offset": 14}, {"partition": 1, "offset": 7}]
     [alert] = await running.fetch("SELECT learner_key, signals, version, status FROM alerts")
     assert alert == {"learner_key": X, "signals": 2, "version": 2, "status": "open"}
     history = await running.fetch("SELECT action FROM alert_history ORDER BY id")
