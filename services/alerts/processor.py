@@ -381,8 +381,9 @@ class Processor:
             if fresh:
                 await repo.touch_activities(conn, _activity(fresh))
                 await sessions_repo.record_attendance(conn, attendance_rows(_evidence(fresh)))
-                await repo.advance_clock(conn, max(i.env.occurred_at for i in fresh))
-                await repo.advance_partition_clocks(conn, _clocks(fresh))
+                await repo.advance_clocks(
+                    conn, max(i.env.occurred_at for i in fresh), _clocks(fresh)
+                )
             signals = [
                 (i.env.tenant, i.env.learner_key, signal, i.update.statement_id)
                 for i in fresh

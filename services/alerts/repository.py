@@ -80,28 +80,23 @@ async def touch_activities(
     )
 
 
-async def advance_clock(conn: Conn, at: datetime) -> None:
-    await conn.execute(
-        """
-        INSERT INTO event_clock (id, event_time) VALUES (true, $1)
-        ON CONFLICT (id) DO UPDATE SET event_time = GREATEST(event_clock.event_time, $1)
-        """,
-        at,
-    )
-
-
-async def advance_partition_clocks(conn: Conn, clocks: dict[int, datetime]) -> None:
-    """The largest event time applied per partition (rows sorted: a fixed lock order)."""
-    if not clocks:
-        return
+async def advance_clocks(conn: Conn, at: datetime, clocks: dict[int, datetime]) -> None:
+    """The largest event time applied (``at``) and the largest per partition (``clocks``),
+    in one statement (partition rows sorted: a fixed lock order)."""
     parts = sorted(clocks)
     await conn.execute(
         """
+        WITH overall AS (
+            INSERT INTO event_clock (id, event_time) VALUES (true, $1::timestamptz)
+            ON CONFLICT (id) DO UPDATE
+            SET event_time = GREATEST(event_clock.event_time, EXCLUDED.event_time)
+        )
         INSERT INTO partition_clock (partition, event_time)
-        SELECT * FROM unnest($1::integer[], $2::timestamptz[])
+        SELECT * FROM unnest($2::integer[], $3::timestamptz[])
         ON CONFLICT (partition) DO UPDATE
         SET event_time = GREATEST(partition_clock.event_time, EXCLUDED.event_time)
         """,
+        at,
         parts,
         [clocks[p] for p in parts],
     )
