@@ -104,11 +104,13 @@ async def save_alerts(
     conn: Conn, inserted: Sequence[dict[str, Any]], updated: Sequence[dict[str, Any]]
 ) -> None:
     """Write the alerts a batch of signals opened (``inserted``) and changed (``updated``, rows
-    locked by :func:`lock_active`) as they are after the batch: one statement each."""
-    if inserted:
-        await conn.execute(_INSERT_ALERTS, *([a[c] for a in inserted] for c in _INSERTED))
+    locked by :func:`lock_active`) as they are after the batch: one statement each. Updates
+    first: an alert the batch resolved leaves its place (one alert not resolved per key) to
+    the one it opened after."""
     if updated:
         await conn.execute(_UPDATE_ALERTS, *([a[c] for a in updated] for c in _UPDATED))
+    if inserted:
+        await conn.execute(_INSERT_ALERTS, *([a[c] for a in inserted] for c in _INSERTED))
 
 
 # One round trip for all the changes of a batch, in order: the history entries, the outbox

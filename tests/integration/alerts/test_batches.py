@@ -61,6 +61,8 @@ def _updates(tenant: str) -> tuple[list[Envelope], list[Envelope]]:
     batch += [wrong(T0 + (30 + i) * minute) for i in range(4)]  # X: inside the cooldown
     later = T0 + timedelta(hours=13)
     batch += [wrong(later + i * minute) for i in range(5)]  # X: opened again, then updated x4
+    # Y: opened again; the alert it replaces was open before the batch
+    batch += [wrong(later + (10 + i) * minute, Y, "py.loops") for i in range(4)]
     return before, batch
 
 
@@ -143,6 +145,7 @@ async def test_a_batch_leaves_what_its_updates_leave_one_at_a_time(
     assert kinds.count((X, "failure_streak", "resolved")) == 1
     assert kinds.count((X, "failure_streak", "open")) == 1
     assert (Y, "failure_streak", "resolved") in kinds
+    assert (Y, "failure_streak", "open") in kinds
     streaks = [
         (h["learner_key"], h["action"], h["from_status"])
         for h in batched["history"]
@@ -159,8 +162,9 @@ async def test_a_batch_leaves_what_its_updates_leave_one_at_a_time(
         # 5th, 13 hours later, and the 4 after it
         (X, "opened", None),
         *[(X, "updated", "open")] * 4,
+        (Y, "opened", None),
     ]
-    [y_alert] = [a for a in batched["alerts"] if a["learner_key"] == Y]
+    [y_alert] = [a for a in batched["alerts"] if (a["learner_key"], a["status"]) == (Y, "resolved")]
     assert y_alert["snoozed_until"] == SNOOZED_UNTIL  # an auto-resolution leaves it
     assert (y_alert["version"], y_alert["signals"]) == (3, 2)
     assert batched["deliveries"] == [(w, n) for n in range(len(batched["events"])) for w in "ab"]
