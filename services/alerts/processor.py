@@ -6,8 +6,11 @@ Per batch: each learner's state is read from the table and decoded once, every u
 batch is run through the detectors in order (in memory), then one transaction inserts all the
 event ids into ``inbox`` (``ON CONFLICT DO NOTHING RETURNING`` tells which are new), upserts the
 learners' activity with one ``unnest`` statement (and, when the batch has any, the attendance at
-live sessions), advances the event clock once and applies the signals of the new updates only,
-in order. After the commit each learner's state is encoded
+live sessions), advances the event clocks and the partitions' watermarks once and applies the
+signals of the new updates only, in order, in a few statements whatever their number
+(:meth:`Changes.apply_signals <services.alerts.changes.Changes.apply_signals>`: their alerts
+locked and read at once, decided in memory, written back at once). After the commit each
+learner's state is encoded
 and written to the table once (all of them in one ``write`` call: the agent sends their
 changelog records batched, to each learner's partition).
 
