@@ -18,7 +18,7 @@ current one, which broke Faust's ``take`` buffer) is what makes batching possibl
 batch is flushed the next one fills; flushes run one at a time, in order, so each batch reads
 the states the previous one wrote. Webhooks are not sent here: the transaction only queues
 deliveries (``NOTIFY``), the delivery worker sends them. Each batch moves the partitions'
-watermarks (``watermarks``) after its transaction; an :class:`~shared.delivery.OffsetGuard`
+watermarks (``watermarks``) in its transaction; an :class:`~shared.delivery.OffsetGuard`
 resumes from them and reads again any record Faust's stream skips around a rebalance.
 """
 

@@ -6,7 +6,11 @@
 3. the change's envelope (``skillstream.alert_event.v1``) goes to the outbox (published to
    ``alerts.events`` by :class:`~services.alerts.outbox.OutboxRelay`) and, when the alert has a
    team, one delivery row per active webhook of the team (sent by the delivery worker);
-   2 and 3 (and the NOTIFYs) in one statement, :func:`repository.record_change`.
+   2 and 3 (and the NOTIFYs) in one statement, :func:`change_repository.record_changes`.
+
+A batch of detector signals (:meth:`Changes.apply_signals`) costs a few statements whatever its
+size: its alerts are locked and read at once, decided in memory
+(:mod:`services.alerts.signal_batch`), written back at once and their changes recorded at once.
 
 So a change is committed with its event and its notifications, or not at all, and neither
 Kafka nor a slow webhook can block the caller.
@@ -15,22 +19,22 @@ Kafka nor a slow webhook can block the caller.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from services.alerts import change_repository as change_repo
 from services.alerts import repository as repo
 from services.alerts.errors import BadRequestError
 from services.alerts.lifecycle import (
-    Current,
     Decision,
     StaffAction,
     check_snooze,
-    decide,
-    max_severity,
     staff_transition,
 )
-from services.alerts.routing import route
+from services.alerts.routing import Rule, route
+from services.alerts.signal_batch import Pending, SignalBatch, key_of
 from services.alerts.state import Signal
 from shared.alert_events import AlertEvent
 from shared.envelope import ALERT_EVENT_V1, Envelope
@@ -96,6 +100,25 @@ class Changes:
         cause: uuid.UUID | None = None,
     ) -> uuid.UUID:
         """Record one change; ``cause`` is the statement behind a change made by the stream."""
+        change = self._change(
+            alert, action=action, actor=actor, from_status=from_status,
+            occurred_at=occurred_at, note=note, details=details, cause=cause,
+        )  # fmt: skip
+        await self._record(conn, [change], outcome)
+        return change.event_id
+
+    def _change(
+        self,
+        alert: dict[str, Any],
+        *,
+        action: str,
+        actor: str,
+        from_status: str | None,
+        occurred_at: datetime,
+        note: str | None = None,
+        details: dict[str, Any] | None = None,
+        cause: uuid.UUID | None = None,
+    ) -> change_repo.Change:
         payload = _event(alert, action, actor, note, cause)
         env = Envelope.new(
             ALERT_EVENT_V1,
@@ -104,23 +127,30 @@ class Changes:
             occurred_at=occurred_at,
             payload=payload.model_dump(mode="json"),
         )
-        first_in_transaction = self._outbox_channel not in outcome.notified
-        queued = await repo.record_change(
+        return change_repo.Change(
+            alert_id=alert["id"],
+            event_id=env.event_id,
+            action=action,
+            actor=actor,
+            from_status=from_status,
+            to_status=alert["status"],
+            details={**(details or {}), **({"note": note} if note else {})},
+            tenant=env.tenant,
+            key=env.key,
+            envelope=env.to_bytes(),
+            team=alert["team"],
+        )
+
+    async def _record(
+        self, conn: repo.Conn, changes: Sequence[change_repo.Change], outcome: Outcome
+    ) -> None:
+        """Write ``changes`` in one statement, with the NOTIFYs the transaction still needs."""
+        queued = await change_repo.record_changes(
             conn,
-            repo.Change(
-                alert_id=alert["id"],
-                event_id=env.event_id,
-                action=action,
-                actor=actor,
-                from_status=from_status,
-                to_status=alert["status"],
-                details={**(details or {}), **({"note": note} if note else {})},
-                tenant=env.tenant,
-                key=env.key,
-                envelope=env.to_bytes(),
-                team=alert["team"],
+            changes,
+            outbox_channel=(
+                None if self._outbox_channel in outcome.notified else self._outbox_channel
             ),
-            outbox_channel=self._outbox_channel if first_in_transaction else None,
             deliveries_channel=(
                 None if self._deliveries_channel in outcome.notified else self._deliveries_channel
             ),
@@ -128,9 +158,8 @@ class Changes:
         outcome.notified.add(self._outbox_channel)
         if queued:
             outcome.notified.add(self._deliveries_channel)
-        outcome.events += 1
+        outcome.events += len(changes)
         outcome.deliveries += queued
-        return env.event_id
 
     # --- detector signals ------------------------------------------------------------------
 
@@ -145,76 +174,71 @@ class Changes:
         cause: uuid.UUID | None = None,
     ) -> Decision:
         """Apply one detector signal; ``cause`` is the statement whose update produced it."""
-        competency = signal.competency or ""
-        active = await repo.active_alert(conn, tenant, learner_key, signal.kind, competency)
-        resolved_at = None
-        if active is None and signal.action == "raise":
-            resolved_at = await repo.last_resolved_at(
-                conn, tenant, learner_key, signal.kind, competency
-            )
-        decision = decide(signal, Current(active["status"] if active else None, resolved_at))
-        outcome.decisions.append((signal.kind, decision))
-        if decision == "open":
-            rules = await repo.routing_rules(conn, tenant)
-            team = route(
-                rules,
-                business_unit=signal.business_unit,
-                programme=signal.programme,
-                kind=signal.kind,
-                severity=signal.severity,
-            )
-            alert = await repo.insert_alert(
-                conn,
-                {
-                    "id": uuid.uuid4(),
-                    "tenant": tenant,
-                    "learner_key": learner_key,
-                    "kind": signal.kind,
-                    "competency": competency,
-                    "programme": signal.programme,
-                    "business_unit": signal.business_unit,
-                    "severity": signal.severity,
-                    "support": signal.support,
-                    "status": "open",
-                    "team": team,
-                    "evidence": signal.evidence,
-                    "first_seen_at": signal.at,
-                    "last_seen_at": signal.at,
-                },
-            )
-            outcome.opened.append((signal.kind, signal.severity))
-            await self.record(
-                conn, alert, action="opened", actor=SYSTEM, from_status=None,
-                occurred_at=signal.at, outcome=outcome, cause=cause,
-            )  # fmt: skip
-        elif decision == "update" and active is not None:
-            alert = await repo.update_alert(
-                conn,
-                active["id"],
-                {
-                    "evidence": signal.evidence,
-                    "severity": max_severity(active["severity"], signal.severity),
-                    "support": signal.support,
-                    "last_seen_at": max(active["last_seen_at"], signal.at),
-                    "signals": active["signals"] + 1,
-                },
-            )
-            await self.record(
-                conn, alert, action="updated", actor=SYSTEM, from_status=active["status"],
-                occurred_at=signal.at, outcome=outcome, cause=cause,
-            )  # fmt: skip
-        elif decision == "resolve" and active is not None:
-            alert = await repo.update_alert(
-                conn,
-                active["id"],
-                {"status": "resolved", "resolved_at": signal.at, "resolution": "auto"},
-            )
-            await self.record(
-                conn, alert, action="resolved", actor=SYSTEM, from_status=active["status"],
-                occurred_at=signal.at, outcome=outcome, cause=cause,
-                details={"reason": "condition cleared", **signal.evidence},
-            )  # fmt: skip
+        [decision] = await self.apply_signals(conn, [(tenant, learner_key, signal, cause)], outcome)
         return decision
+
+    async def apply_signals(
+        self,
+        conn: repo.Conn,
+        signals: Sequence[tuple[str, str, Signal, uuid.UUID | None]],
+        outcome: Outcome,
+    ) -> list[Decision]:
+        """Apply ``(tenant, learner_key, signal, cause)`` in order, each one as if alone after
+        the ones before it, in a few statements whatever their number: the alerts of their keys
+        that are not resolved are locked and read at once (and the latest resolutions, where a
+        ``raise`` may need the cooldown), the decisions are made in memory
+        (:class:`SignalBatch`), then the alerts changed are written and the changes recorded
+        (history, outbox, deliveries), each set in one statement."""
+        if not signals:
+            return []
+        keys = {key_of(t, lk, s) for t, lk, s, _ in signals}
+        raised = {key_of(t, lk, s) for t, lk, s, _ in signals if s.action == "raise"}
+        cleared = {key_of(t, lk, s) for t, lk, s, _ in signals if s.action == "clear"}
+        active = await change_repo.lock_active(conn, sorted(keys))
+        resolved = await change_repo.last_resolutions(
+            conn, sorted(k for k in raised if k not in active or k in cleared)
+        )
+        batch = SignalBatch(active, resolved)
+        rules: dict[str, list[Rule]] = {}
+        pending: list[Pending] = []
+        decisions: list[Decision] = []
+        for tenant, learner_key, signal, cause in signals:
+            key = key_of(tenant, learner_key, signal)
+            decision = batch.decide(key, signal)
+            decisions.append(decision)
+            outcome.decisions.append((signal.kind, decision))
+            if decision == "open":
+                if tenant not in rules:
+                    rules[tenant] = await repo.routing_rules(conn, tenant)
+                team = route(
+                    rules[tenant],
+                    business_unit=signal.business_unit,
+                    programme=signal.programme,
+                    kind=signal.kind,
+                    severity=signal.severity,
+                )
+                pending.append(batch.open(key, signal, team, cause))
+                outcome.opened.append((signal.kind, signal.severity))
+            elif decision == "update":
+                pending.append(batch.update(key, signal, cause))
+            elif decision == "resolve":
+                pending.append(batch.resolve(key, signal, cause))
+        if pending:
+            await change_repo.save_alerts(conn, batch.inserted(), batch.updated())
+            changes = [
+                self._change(
+                    p.alert,
+                    action=p.action,
+                    actor=SYSTEM,
+                    from_status=p.from_status,
+                    occurred_at=p.occurred_at,
+                    details=p.details,
+                    cause=p.cause,
+                )
+                for p in pending
+            ]
+            await self._record(conn, changes, outcome)
+        return decisions
 
     # --- staff and timers ------------------------------------------------------------------
 

@@ -6,8 +6,11 @@ Per batch: each learner's state is read from the table and decoded once, every u
 batch is run through the detectors in order (in memory), then one transaction inserts all the
 event ids into ``inbox`` (``ON CONFLICT DO NOTHING RETURNING`` tells which are new), upserts the
 learners' activity with one ``unnest`` statement (and, when the batch has any, the attendance at
-live sessions), advances the event clock once and applies the signals of the new updates only,
-in order. After the commit each learner's state is encoded
+live sessions), advances the event clocks and the partitions' watermarks once and applies the
+signals of the new updates only, in order, in a few statements whatever their number
+(:meth:`Changes.apply_signals <services.alerts.changes.Changes.apply_signals>`: their alerts
+locked and read at once, decided in memory, written back at once). After the commit each
+learner's state is encoded
 and written to the table once (all of them in one ``write`` call: the agent sends their
 changelog records batched, to each learner's partition).
 
@@ -67,6 +70,8 @@ ACCEPTED = frozenset({PROGRESS_UPDATE_V1})
 
 #: ``(key, original value, reason, message)`` -> sent to the dead-letter topic
 DeadLetter = Callable[[bytes | None, bytes, str, str], Awaitable[None]]
+#: (topic, ``{partition: last offset}``): the watermarks a batch moves
+Marks = tuple[str, dict[int, int]]
 #: writes ``[(table key, value), ...]`` to the learners table
 WriteEntries = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
@@ -228,8 +233,8 @@ class Processor:
         given. ``partitions`` (of the records, when known) advance the per-partition event
         clocks the scanner's replay clock is made of; with ``offsets`` too, each state keeps
         the position of its last update, and an update at or below it is a duplicate; with
-        ``topic`` too, the partitions' watermarks move to the batch's last offsets once its
-        transaction is committed (:meth:`next_offset`)."""
+        ``topic`` too, the partitions' watermarks move to the batch's last offsets in its
+        transaction (after the updates when they are applied one by one; :meth:`next_offset`)."""
         started = time.perf_counter()
         outcomes = ["deadletter"] * len(records)
         states: dict[bytes, LearnerState] = {}
@@ -269,12 +274,13 @@ class Processor:
             states[env.key] = new_state
             last_index[env.key] = index
             items.append(item)
-        applied = await self._apply_all(items)
+        marks: Marks | None = None
         if topic is not None and partitions is not None and offsets is not None:
             tops: dict[int, int] = {}
             for partition, offset in zip(partitions, offsets, strict=True):
                 tops[partition] = max(offset, tops.get(partition, offset))
-            await self._retrying(partial(self._move_watermarks, topic, tops))
+            marks = (topic, tops)
+        applied = await self._apply_all(items, marks)
         for item in items:
             outcomes[item.index] = applied.get(item.index, "deadletter")
         await self._write_states({k: states[k] for k in last_index}, table, write)
@@ -314,14 +320,16 @@ class Processor:
             elif outcome == "duplicate":
                 self._duplicate.inc()
 
-    async def _apply_all(self, items: list[_Item]) -> dict[int, str]:
+    async def _apply_all(self, items: list[_Item], marks: Marks | None = None) -> dict[int, str]:
         """Apply ``items`` in one transaction (one per item if that fails for good);
-        returns ``applied``/``duplicate``/``deadletter`` by record index."""
-        if not items:
-            return {}
+        returns ``applied``/``duplicate``/``deadletter`` by record index. ``marks`` (topic,
+        ``{partition: offset}``): the watermarks to move, in that transaction, else after the
+        items were applied one by one (or when there is none)."""
+        out: dict[int, str] = {}
         try:
-            new = await self._retrying(partial(self.apply_batch, items))
-            return {i.index: "applied" if i.env.event_id in new else "duplicate" for i in items}
+            if items:
+                new = await self._retrying(partial(self.apply_batch, items, marks))
+                return {i.index: "applied" if i.env.event_id in new else "duplicate" for i in items}
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - find the update that breaks, one by one
@@ -330,10 +338,12 @@ class Processor:
                 await self._dead(
                     item.key, item.raw, "processing_error", f"{type(exc).__name__}: {exc}"
                 )
-                return {item.index: "deadletter"}
-        out: dict[int, str] = {}
-        for item in items:
-            out.update(await self._apply_all([item]))
+                out[item.index] = "deadletter"
+            else:
+                for item in items:
+                    out.update(await self._apply_all([item]))
+        if marks is not None:
+            await self._retrying(partial(self._move_watermarks, *marks))
         return out
 
     async def _retrying(self, step: Callable[[], Awaitable[_T]]) -> _T:
@@ -360,24 +370,29 @@ class Processor:
         item = _Item(0, None, b"", env, update, signals)
         return env.event_id in await self.apply_batch([item])
 
-    async def apply_batch(self, items: Sequence[_Item]) -> set[uuid.UUID]:
-        """The batch's one transaction; returns the event ids that were new (applied)."""
+    async def apply_batch(
+        self, items: Sequence[_Item], marks: Marks | None = None
+    ) -> set[uuid.UUID]:
+        """The batch's one transaction; returns the event ids that were new (applied).
+        ``marks``: the watermarks it moves too (the batch's last offsets)."""
         outcome = Outcome()
         async with self._pool.acquire() as conn, conn.transaction():
+            if marks is not None:
+                await watermarks.move(conn, *marks)
             new = await repo.claim_events(conn, [i.env.event_id for i in items])
             fresh = [i for i in items if i.env.event_id in new]
             if fresh:
                 await repo.touch_activities(conn, _activity(fresh))
                 await sessions_repo.record_attendance(conn, attendance_rows(_evidence(fresh)))
-                await repo.advance_clock(conn, max(i.env.occurred_at for i in fresh))
-                await repo.advance_partition_clocks(conn, _clocks(fresh))
-            for item in fresh:
-                env = item.env
-                for signal in item.signals:
-                    await self._changes.apply_signal(
-                        conn, env.tenant, env.learner_key, signal, outcome,
-                        cause=item.update.statement_id,
-                    )  # fmt: skip
+                await repo.advance_clocks(
+                    conn, max(i.env.occurred_at for i in fresh), _clocks(fresh)
+                )
+            signals = [
+                (i.env.tenant, i.env.learner_key, signal, i.update.statement_id)
+                for i in fresh
+                for signal in i.signals
+            ]
+            await self._changes.apply_signals(conn, signals, outcome)
         for kind, decision in outcome.decisions:
             self._metrics.signals.labels(kind, decision).inc()
         for kind, severity in outcome.opened:

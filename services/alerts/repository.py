@@ -1,5 +1,6 @@
 """SQL of the alerts schema (see ``migrations/``). Functions take a connection; callers own the
-transaction. Staff-facing queries (listing, tokens, admin) are in :mod:`staff_repository`."""
+transaction. Staff-facing queries (listing, tokens, admin) are in :mod:`staff_repository`; the
+set-based writes of alert changes in :mod:`change_repository`."""
 
 from __future__ import annotations
 
@@ -79,28 +80,23 @@ async def touch_activities(
     )
 
 
-async def advance_clock(conn: Conn, at: datetime) -> None:
-    await conn.execute(
-        """
-        INSERT INTO event_clock (id, event_time) VALUES (true, $1)
-        ON CONFLICT (id) DO UPDATE SET event_time = GREATEST(event_clock.event_time, $1)
-        """,
-        at,
-    )
-
-
-async def advance_partition_clocks(conn: Conn, clocks: dict[int, datetime]) -> None:
-    """The largest event time applied per partition (rows sorted: a fixed lock order)."""
-    if not clocks:
-        return
+async def advance_clocks(conn: Conn, at: datetime, clocks: dict[int, datetime]) -> None:
+    """The largest event time applied (``at``) and the largest per partition (``clocks``),
+    in one statement (partition rows sorted: a fixed lock order)."""
     parts = sorted(clocks)
     await conn.execute(
         """
+        WITH overall AS (
+            INSERT INTO event_clock (id, event_time) VALUES (true, $1::timestamptz)
+            ON CONFLICT (id) DO UPDATE
+            SET event_time = GREATEST(event_clock.event_time, EXCLUDED.event_time)
+        )
         INSERT INTO partition_clock (partition, event_time)
-        SELECT * FROM unnest($1::integer[], $2::timestamptz[])
+        SELECT * FROM unnest($2::integer[], $3::timestamptz[])
         ON CONFLICT (partition) DO UPDATE
         SET event_time = GREATEST(partition_clock.event_time, EXCLUDED.event_time)
         """,
+        at,
         parts,
         [clocks[p] for p in parts],
     )
@@ -115,25 +111,6 @@ async def event_clock(conn: Conn) -> datetime | None:
         " (SELECT event_time FROM event_clock))"
     )
     return value
-
-
-async def active_alert(
-    conn: Conn, tenant: str, learner_key: str, kind: str, competency: str
-) -> dict[str, Any] | None:
-    """The alert that is not resolved for this key, locked for update."""
-    row = await conn.fetchrow(
-        """
-        SELECT * FROM alerts
-        WHERE tenant = $1 AND learner_key = $2 AND kind = $3 AND competency = $4
-          AND status <> 'resolved'
-        FOR UPDATE
-        """,
-        tenant,
-        learner_key,
-        kind,
-        competency,
-    )
-    return dict(row) if row else None
 
 
 async def last_resolved_at(
@@ -153,18 +130,6 @@ async def last_resolved_at(
     return value
 
 
-async def insert_alert(conn: Conn, values: dict[str, Any]) -> dict[str, Any]:
-    columns = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    # column names come from our own code, never from input
-    row = await conn.fetchrow(
-        f"INSERT INTO alerts ({', '.join(columns)}) VALUES ({placeholders}) RETURNING *",  # noqa: S608
-        *values.values(),
-    )
-    assert row is not None
-    return dict(row)
-
-
 async def update_alert(conn: Conn, alert_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
     sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
     row = await conn.fetchrow(
@@ -175,78 +140,6 @@ async def update_alert(conn: Conn, alert_id: uuid.UUID, values: dict[str, Any]) 
     )
     assert row is not None
     return dict(row)
-
-
-# One round trip per change: the history entry, the outbox event, one delivery per active
-# webhook of the alert's team, and the NOTIFYs that wake the relay and the delivery worker
-# (each channel passed only for the transaction's first change: PostgreSQL folds identical
-# notifications of a transaction anyway). Data-modifying CTEs run exactly once whether or not
-# the main query reads them.
-_RECORD_CHANGE = """
-WITH history AS (
-    INSERT INTO alert_history (alert_id, event_id, action, actor, from_status, to_status, details)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-), queued AS (
-    INSERT INTO outbox (event_id, tenant, msg_key, envelope) VALUES ($2, $8, $9, $10)
-    ON CONFLICT (event_id) DO NOTHING
-), hooks AS (
-    INSERT INTO deliveries (webhook_id, event_id, tenant, body)
-    SELECT w.id, $2, $8, $10 FROM webhooks w
-    WHERE $11::text IS NOT NULL AND w.tenant = $8 AND w.team = $11 AND w.active
-    ORDER BY w.id
-    ON CONFLICT (webhook_id, event_id) DO NOTHING
-    RETURNING 1
-)
-SELECT n,
-       CASE WHEN $12::text IS NOT NULL THEN pg_notify($12, '') END AS outbox_notified,
-       CASE WHEN n > 0 AND $13::text IS NOT NULL THEN pg_notify($13, '') END AS hooks_notified
-FROM (SELECT count(*) AS n FROM hooks) AS queued_hooks
-"""
-
-
-@dataclass(frozen=True)
-class Change:
-    """One alert change as it is recorded: history entry, event envelope, team."""
-
-    alert_id: uuid.UUID
-    event_id: uuid.UUID
-    action: str
-    actor: str
-    from_status: str | None
-    to_status: str
-    details: dict[str, Any]
-    tenant: str
-    key: bytes
-    envelope: bytes
-    team: str | None
-
-
-async def record_change(
-    conn: Conn,
-    change: Change,
-    *,
-    outbox_channel: str | None,
-    deliveries_channel: str | None,
-) -> int:
-    """Write ``change`` (history, outbox, deliveries) and notify the given channels (the
-    deliveries one only if a delivery was queued); returns the number of deliveries queued."""
-    queued = await conn.fetchval(
-        _RECORD_CHANGE,
-        change.alert_id,
-        change.event_id,
-        change.action,
-        change.actor,
-        change.from_status,
-        change.to_status,
-        change.details,
-        change.tenant,
-        change.key,
-        change.envelope,
-        change.team,
-        outbox_channel,
-        deliveries_channel,
-    )
-    return int(queued)
 
 
 async def history(conn: Conn, alert_id: uuid.UUID) -> list[dict[str, Any]]:

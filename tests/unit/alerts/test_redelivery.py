@@ -17,7 +17,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from services.alerts.metrics import AlertsMetrics
-from services.alerts.processor import Processor, _Item
+from services.alerts.processor import Marks, Processor, _Item
 from services.alerts.rules import DetectorSettings
 from services.alerts.state import SEEN_EVENTS, LearnerState
 from tests.unit.alerts.helpers import T0, update_env
@@ -43,7 +43,9 @@ class Worker(Processor):
         self.inbox = inbox
         self.signals: list[Any] = []
 
-    async def apply_batch(self, items: Sequence[_Item]) -> set[uuid.UUID]:
+    async def apply_batch(
+        self, items: Sequence[_Item], marks: Marks | None = None
+    ) -> set[uuid.UUID]:
         new = {i.env.event_id for i in items} - self.inbox
         self.inbox |= new
         self.signals += [s for i in items if i.env.event_id in new for s in i.signals]
@@ -160,7 +162,9 @@ def test_an_offset_on_another_partition_is_not_taken_for_a_redelivery() -> None:
 
 async def test_states_reach_the_table_only_after_the_transaction_commits() -> None:
     class Stalled(Worker):
-        async def apply_batch(self, items: Sequence[_Item]) -> set[uuid.UUID]:
+        async def apply_batch(
+            self, items: Sequence[_Item], marks: Marks | None = None
+        ) -> set[uuid.UUID]:
             await asyncio.Event().wait()  # killed before the commit
             raise AssertionError("unreachable")
 
