@@ -198,7 +198,8 @@ def benches(assistments: Path) -> list[Bench]:
             "count a statement once Ralph answered 200; the answers and the file's lines are "
             "checked below the table. "
             "The server process's CPU seconds per 1,000 statements (from /proc; for the Kafka "
-            "run, the process's whole life) are steadier than the rates on a shared machine.",
+            "run, the process's whole life, and for its steady state the life after it "
+            "answered ready) are steadier than the rates on a shared machine.",
             smoke=["--smoke"],
             verdict=_ingest_verdict,
             ralph=True,
