@@ -40,7 +40,8 @@ class Archive:
     one commit), answering each call once that commit is done; at most ``concurrency``
     transactions run at the same time, and a group holds at most ``group_rows`` statements
     (a call is never split). A call whose statements conflict, or that PostgreSQL refuses
-    (permanently), fails alone: the group is then stored call by call (one savepoint each).
+    (permanently), fails alone: the group is then stored again call by call (one savepoint
+    each, in a new transaction).
     """
 
     def __init__(
@@ -99,10 +100,7 @@ class Archive:
 
     async def _commit(self, group: list[_Waiting]) -> None:
         try:
-            async with (
-                self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn,
-                conn.transaction(),
-            ):
+            async with self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn:
                 outcomes = await self._store_group(conn, group)
         except BaseException as exc:  # the transaction failed: every call of it did
             for waiting in group:
@@ -126,25 +124,28 @@ class Archive:
     async def _store_group(
         self, conn: Any, group: list[_Waiting]
     ) -> list[repo.StoreResult | Exception]:
-        if len(group) == 1:  # nothing to isolate: an error fails the transaction, and the call
-            return [await self._store_calls(conn, group)]
+        """The fast path stores every call at once in one transaction (no savepoint: two round
+        trips fewer). If PostgreSQL refuses it for good, or a call conflicts, it is rolled back
+        and the group is stored again call by call, one savepoint each, in a new transaction;
+        a group of one call just fails."""
         try:
-            async with conn.transaction():  # a savepoint: the fast path, every call at once
+            async with conn.transaction():
                 together = await self._store_calls(conn, group)
         except (ConflictError, asyncpg.PostgresError) as exc:
-            if is_retriable(exc):
+            if is_retriable(exc) or len(group) == 1:
                 raise
         else:
             return self._split(group, together)
         outcomes: list[repo.StoreResult | Exception] = []
-        for waiting in group:  # one call is wrong: find it, keep the others
-            try:
-                async with conn.transaction():
-                    outcomes.append(await self._store_calls(conn, [waiting]))
-            except (ConflictError, asyncpg.PostgresError) as failure:
-                if is_retriable(failure):
-                    raise
-                outcomes.append(failure)
+        async with conn.transaction():
+            for waiting in group:  # one call is wrong: find it, keep the others
+                try:
+                    async with conn.transaction():
+                        outcomes.append(await self._store_calls(conn, [waiting]))
+                except (ConflictError, asyncpg.PostgresError) as failure:
+                    if is_retriable(failure):
+                        raise
+                    outcomes.append(failure)
         return outcomes
 
     async def _store_calls(self, conn: Any, group: list[_Waiting]) -> repo.StoreResult:
@@ -192,34 +193,31 @@ class Archive:
         """
         started = time.perf_counter()
         outcomes: list[Exception | None] = [None] * len(records)
-        inserted = 0
-        stored: list[Prepared] = []
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn:
             try:
-                async with conn.transaction():  # a savepoint: the fast path, all records at once
+                async with conn.transaction():  # the fast path, all records at once
                     items = [p for record in records for p in record]
                     result = await repo.store_statements(
                         conn, tenant, items, Channel.KAFKA, self._notify
                     )
-                inserted = len(result.inserted)
                 stored = list(result.inserted)
             except (ConflictError, asyncpg.PostgresError) as exc:
                 if is_retriable(exc):
                     raise
-                inserted = 0
                 stored = []
-                for index, record in enumerate(records):
-                    try:
-                        async with conn.transaction():
-                            result = await repo.store_statements(
-                                conn, tenant, record, Channel.KAFKA, self._notify
-                            )
-                        inserted += len(result.inserted)
-                        stored += result.inserted
-                    except (ConflictError, asyncpg.PostgresError) as failure:
-                        if is_retriable(failure):
-                            raise
-                        outcomes[index] = failure
+                async with conn.transaction():  # again, one savepoint per record
+                    for index, record in enumerate(records):
+                        try:
+                            async with conn.transaction():
+                                result = await repo.store_statements(
+                                    conn, tenant, record, Channel.KAFKA, self._notify
+                                )
+                            stored += result.inserted
+                        except (ConflictError, asyncpg.PostgresError) as failure:
+                            if is_retriable(failure):
+                                raise
+                            outcomes[index] = failure
+        inserted = len(stored)
         self._metrics.archive_latency.labels(Channel.KAFKA).observe(time.perf_counter() - started)
         self._metrics.accepted.labels(tenant, Channel.KAFKA).inc(inserted)
         self._count_deviations(tenant, stored)

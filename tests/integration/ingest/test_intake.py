@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 import orjson
+import pytest
 
+from services.ingest.archive import Archive
 from shared.envelope import STATEMENT_V1, Envelope
-from shared.kafka import kafka_producer
+from shared.kafka import TopicSpec, ensure_topics, kafka_admin, kafka_producer
 from tests.integration.ingest.conftest import StartIngest
 from tests.integration.waiting import consume, eventually
 from tests.unit.ingest.samples import statement
@@ -71,3 +74,51 @@ async def test_raw_records_are_archived_published_and_dead_lettered(
     await eventually(replayed, within=45, what="replay consumed")
     assert await run.fetchval("SELECT count(*) FROM statements") == 3
     assert await run.fetchval("SELECT count(*) FROM outbox") == 3
+
+
+async def test_a_raw_record_whose_id_is_stored_with_other_content_fails_alone(
+    start_ingest: StartIngest, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = await start_ingest()  # HTTP only: stores the statement the raw record will conflict with
+    taken = str(uuid.uuid4())
+    url = f"{run.base}/xapi/statements"
+    async with run.http.post(url, json=statement(id=taken), headers=run.headers()) as r:
+        assert r.status == 200
+    raw_topic = run.ingest.topics.raw("acme")
+    async with kafka_admin(kafka_bootstrap) as admin:
+        await ensure_topics(admin, [TopicSpec(raw_topic, 2)])
+    records = [
+        statement(id=str(uuid.uuid4())),
+        statement(id=taken, result={"success": False}),  # same id, other content
+        statement(id=str(uuid.uuid4())),
+        [statement(id=str(uuid.uuid4())), statement(id=str(uuid.uuid4()))],
+    ]
+    async with kafka_producer(kafka_bootstrap) as producer:
+        for record in records:
+            await producer.send_and_wait(raw_topic, orjson.dumps(record), partition=0)
+
+    batches: list[int] = []  # records per accept_records call
+    real = Archive.accept_records
+
+    async def counting(self: Archive, tenant: str, recs: Any) -> Any:
+        batches.append(len(recs))
+        return await real(self, tenant, recs)
+
+    monkeypatch.setattr(Archive, "accept_records", counting)
+    await start_ingest(intake_enabled=True)  # the records wait on the topic: one poll takes them
+
+    async def archived() -> bool:
+        return bool(await run.fetchval("SELECT count(*) = 5 FROM statements"))
+
+    await eventually(archived, within=45, what="4 raw statements archived next to the first")
+    assert batches[0] == 4  # the conflict was found inside one batch: the others were kept
+    dead = await consume(kafka_bootstrap, run.ingest.topics.deadletter, 1, settle=0.5)
+    assert len(dead) == 1
+    body = orjson.loads(dead[0].value or b"")
+    assert (body["rule"], body["source"]["offset"]) == ("id.conflict", 1)
+    assert await run.fetchval("SELECT count(*) FROM outbox") == 5
+    success = await run.fetchval(
+        "SELECT body->'result'->>'success' FROM statements WHERE statement_id = $1",
+        uuid.UUID(taken),
+    )
+    assert success == "true"

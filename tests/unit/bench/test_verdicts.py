@@ -1,0 +1,58 @@
+"""The verdict lines ``bench/run_all.py`` writes under the ingest and validation sections."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+
+import run_all
+
+SINGLE = "HTTP, 1 statement per POST, 16 in flight"
+BATCHED = "HTTP, batches of 100, 4 in flight"
+KAFKA = "Kafka raw-topic intake (incl. start-up)"
+NOTHING = "Ralph LRS 5.1.0, storing nothing: "
+
+
+def _ingest(rates: dict[str, float]) -> str:
+    return run_all._ingest_verdict("| table |\n" + orjson.dumps(rates).decode())
+
+
+def test_ingest_targets_and_the_ralph_multiples() -> None:
+    verdict = _ingest(
+        {
+            SINGLE: 704,
+            BATCHED: 2_482,
+            KAFKA: 1_695,
+            NOTHING + "1 statement per POST, 16 in flight": 487,
+            NOTHING + "batches of 100, 4 in flight": 4_273,
+        }
+    )
+    assert "HTTP, batches of 100, 4 in flight: not met (2,482 of 10,000)" in verdict
+    # 2,000 / 1,443 = 1.39x; 704 / 487 = 1.45x
+    assert "the target is 1.39x Ralph's rate in the issue, ingest 1.45x" in verdict
+    assert "1.45x Ralph's in this run (at or above that multiple)" in verdict
+    # 10,000 / 10,805 = 0.93x; 2,482 / 4,273 = 0.58x
+    assert "ingest 0.58x Ralph's in this run (below that multiple)" in verdict
+
+
+def test_without_ralph_rows_no_multiple_is_claimed() -> None:
+    verdict = _ingest({SINGLE: 2_100, BATCHED: 10_500, KAFKA: 19_000})
+    assert "1 statement per POST, 16 in flight: met (2,100 of 2,000)" in verdict
+    assert "Kafka raw-topic intake (incl. start-up): not met (19,000 of 20,000)" in verdict
+    assert "Ralph" not in verdict
+
+
+def test_validation_verdict_with_and_without_ralph() -> None:
+    ours = "shared.xapi.parse_statement:             13,900 statements/s\n"
+    ralph = "Ralph 5.1.0 BaseXapiStatement:            2,259 statements/s\n"
+    alone = run_all._xapi_verdict(ours)
+    assert "**not met** in this run (about 56% of it)" in alone
+    assert "Ralph" not in alone
+    both = run_all._xapi_verdict(ours + ralph)
+    # 25,000 / 7,600 = 3.29x; 13,900 / 2,259 = 6.15x
+    assert "the target is 3.29x Ralph's rate in the issue, ours 6.15x" in both
+    assert "(at or above that multiple)" in both
