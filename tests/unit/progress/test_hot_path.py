@@ -16,17 +16,16 @@ from prometheus_client import CollectorRegistry
 
 from services.ingest.handlers import authority_for, prepare
 from services.progress.frameworks import FrameworkRegistry
-from services.progress.handlers import (
-    UPDATE_NAMESPACE,
-    Processor,
-    StatementEnvelope,
-    UpdateOut,
-    parse_statement_envelope,
-    update_event_id,
-)
+from services.progress.handlers import Processor, UpdateOut
 from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import ACCEPTED, Pipeline
 from services.progress.state import LearnerRecord, decode, encode
+from services.progress.wire import (
+    UPDATE_NAMESPACE,
+    StatementEnvelope,
+    parse_statement_envelope,
+    update_event_id,
+)
 from shared.batching import CachingPartitioner
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.errors import InvalidMessageError, UnknownSchemaError
