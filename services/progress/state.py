@@ -50,7 +50,10 @@ def _dt(value: int) -> datetime | None:
     return None if value == _NONE else _EPOCH + timedelta(microseconds=value)
 
 
-@dataclass(frozen=True, slots=True)
+# never changed in place (the records that follow from one are new objects, and the packed
+# cache relies on it), but not frozen: a frozen dataclass costs several times more to build,
+# and the worker builds these per event
+@dataclass(slots=True)
 class CompetencyState:
     model: MasteryState | EloState
     hints: int = 0
@@ -58,7 +61,7 @@ class CompetencyState:
     mastered_at: datetime | None = None  # first time mastery reached the threshold
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LearnerRecord:
     events: int = 0
     first_event_at: datetime | None = None
