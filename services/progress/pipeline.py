@@ -106,8 +106,11 @@ class Pipeline(Holdable):
         batch_max: int,
         within: float,
         decoded_max: int = 4096,  # about 12 KB each with 20 competencies: <= ~48 MiB
+        read: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self._table = table
+        # the table's value of a key (default ``table.get``; the worker's reads its store)
+        self._read: Callable[[bytes], bytes | None] = table.get if read is None else read
         self._processor = processor
         self._projector = projector
         self._metrics = metrics
@@ -136,7 +139,7 @@ class Pipeline(Holdable):
             pending = self._sealed.get(key)
         if pending is not None:
             return pending
-        return self._decoded.get(key, self._table.get(key))
+        return self._decoded.get(key, self._read(key))
 
     async def on_event(self, event: Any) -> None:
         async with self._lock:

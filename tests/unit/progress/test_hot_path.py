@@ -15,6 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
 from services.ingest.handlers import authority_for, prepare
+from services.progress.agents import table_reader
 from services.progress.frameworks import FrameworkRegistry
 from services.progress.handlers import Processor, UpdateOut
 from services.progress.metrics import ProgressMetrics
@@ -30,6 +31,7 @@ from shared.batching import CachingPartitioner
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.errors import InvalidMessageError, UnknownSchemaError
 from shared.events import ProgressUpdate
+from shared.streaming import close_unused_loops, make_faust_app
 from shared.xapi import XapiVersion, parse_statement
 from tests.unit.progress.samples import COURSE, SALT, T0, framework, prepared
 from tools.simulator import Config, simulate
@@ -274,3 +276,20 @@ def test_packed_cache_holds_only_live_states_and_matches_a_cold_encoding() -> No
             assert encode(record) == raw == encode(replace(record, packed={}))
         records[p.key] = record
     assert sum(len(r.competencies) for r in records.values()) > 20  # the test saw real state
+
+
+def test_table_reader_reads_what_the_table_holds() -> None:
+    """The worker reads its memory:// table's dict directly (Faust's ``Table.get`` costs
+    several Python calls per event): same values as ``table.get``, written either way."""
+    app = make_faust_app("reader", bootstrap="127.0.0.1:9", topic_prefix="tunit.", partitions=2)
+    table = app.Table("learners", default=None, key_type=bytes, value_type=bytes, partitions=2)
+    read = table_reader(app, table)
+    table.data[b"acme|a"] = b"one"  # as Output.write_entries writes entries
+    table.data[b"acme|b"] = b"two"
+    for key in (b"acme|a", b"acme|b", b"acme|missing"):
+        assert read(key) == table.get(key)
+    assert read(b"acme|a") == b"one"
+    assert read(b"acme|missing") is None
+    table.data[b"acme|a"] = b"three"  # a later write (or a recovery's) is seen at once
+    assert read(b"acme|a") == b"three"
+    close_unused_loops(app)
