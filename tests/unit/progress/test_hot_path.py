@@ -24,8 +24,10 @@ from services.progress.state import LearnerRecord, decode, encode
 from services.progress.wire import (
     UPDATE_NAMESPACE,
     StatementEnvelope,
+    event_id_of,
     parse_statement_envelope,
     update_event_id,
+    update_id_text,
 )
 from shared.batching import CachingPartitioner
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
@@ -293,3 +295,15 @@ def test_table_reader_reads_what_the_table_holds() -> None:
     table.data[b"acme|a"] = b"three"  # a later write (or a recovery's) is seen at once
     assert read(b"acme|a") == b"three"
     close_unused_loops(app)
+
+
+def test_event_ids_as_text_and_bytes_agree_with_the_uuid() -> None:
+    env = Envelope.parse(_envelope(event_id=UUID_UPPER), ACCEPTED)
+    fast = parse_statement_envelope(_envelope(event_id=UUID_UPPER), ACCEPTED)
+    assert isinstance(fast, StatementEnvelope)
+    expected = (str(env.event_id), env.event_id.bytes)
+    assert event_id_of(fast) == event_id_of(env) == expected
+    assert fast.event_text == UUID_UPPER.lower()
+    for competency in (None, "py.basics"):
+        text = update_id_text(expected[0], competency)
+        assert text == str(uuid.uuid5(UPDATE_NAMESPACE, f"{env.event_id}|{competency or ''}"))
