@@ -8,7 +8,6 @@ so publishing again after a crash gives the same ids.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -19,26 +18,22 @@ from typing import Any, Final, Protocol
 import orjson
 
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope, message_key
+from shared.ids import uuid5, uuid5_text
 
 #: namespace of progress update event ids: uuid5 of ``"<statement event id>|<competency>"``
 UPDATE_NAMESPACE: Final = uuid.UUID("b3c1e0a4-5f3d-5e8a-9c2b-7d41f6a9e812")
 _NAMESPACE_BYTES: Final = UPDATE_NAMESPACE.bytes
-#: the RFC 4122 variant (binary ``10xx``) in the first hex digit of the fourth group
-_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def update_id_text(statement_event_id: str, competency: str | None) -> str:
-    """``str(uuid.uuid5(UPDATE_NAMESPACE, ...))`` for a statement event id in the canonical form
-    (``str(uuid)``), computed as it does (SHA-1 of namespace + name, first 16 bytes, version and
-    variant set) straight to its text: no :class:`uuid.UUID` on the hot path."""
-    name = f"{statement_event_id}|{competency or ''}".encode()
-    h = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+    """The text of :func:`update_event_id` for a statement event id in the canonical form
+    (``str(uuid)``): what the update's envelope carries, with no :class:`uuid.UUID` built."""
+    return uuid5_text(_NAMESPACE_BYTES, f"{statement_event_id}|{competency or ''}")
 
 
 def update_event_id(statement_event_id: uuid.UUID, competency: str | None) -> uuid.UUID:
     """``uuid.uuid5(UPDATE_NAMESPACE, f"{statement_event_id}|{competency or ''}")``."""
-    return uuid.UUID(update_id_text(str(statement_event_id), competency))
+    return uuid5(_NAMESPACE_BYTES, f"{statement_event_id}|{competency or ''}")
 
 
 class EnvelopeView(Protocol):
