@@ -48,7 +48,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -248,6 +248,20 @@ def _time(value: Any) -> datetime | None:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+_NO_EXTENSIONS: Final = (None, None, None)
+_VERB_NAMES: dict[str, str] = {}  # verb id -> name: a few distinct verbs; bounded
+
+
+def _verb_name(verb_id: str) -> str:
+    """The last path segment of the verb's IRI (``.../verbs/answered`` -> ``answered``)."""
+    name = _VERB_NAMES.get(verb_id)
+    if name is None:
+        if len(_VERB_NAMES) >= 1_024:
+            _VERB_NAMES.clear()
+        name = _VERB_NAMES[verb_id] = verb_id.rstrip("/").rsplit("/", 1)[-1]
+    return name
+
+
 def _is_str_in(value: Any, names: frozenset[str]) -> bool:
     return type(value) is str and value in names
 
@@ -424,14 +438,21 @@ def extract_raw(
     result = _obj(statement.get("result"))
     context = _obj(statement.get("context"))
     activities = _obj(context.get("contextActivities"))
-    activity_id = obj.get("id") if isinstance(obj.get("id"), str) else None
-    exts = [_obj(x.get("extensions")) for x in (result, context, definition)]
+    activity_id = obj.get("id")
+    activity_id = activity_id if isinstance(activity_id, str) else None
+    sources = (result.get("extensions"), context.get("extensions"), definition.get("extensions"))
+    # none at all (the common case): nothing to look at in them (empty ones are skipped)
+    exts = () if sources == _NO_EXTENSIONS else [_obj(x) for x in sources]
 
     duration_s = _cached_duration(result.get("duration"))
     found = _match(index, obj, definition, result, context, activities)
-    attempt = _attempt(result)
+    success = result.get("success")
+    if type(success) is bool and "score" not in result:  # what _attempt says of it, sooner
+        attempt: tuple[bool, float | None] | None = (success, None)
+    else:
+        attempt = _attempt(result)
     hint = _hint(verb_id, exts)
-    verb_name = verb_id.rstrip("/").rsplit("/", 1)[-1]
+    verb_name = _verb_name(verb_id)
     completes = verb_name in COMPLETION_VERB_NAMES or (
         verb_name in RESULT_VERB_NAMES and _is_str_in(definition.get("type"), COMPLETION_TYPES)
     )

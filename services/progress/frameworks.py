@@ -16,7 +16,7 @@ import bisect
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -84,7 +84,11 @@ class FrameworkRegistry:
         for items in versions.values():
             items.sort(key=lambda v: v.effective_from)
         self._versions = versions
-        self._starts = {t: [v.effective_from for v in vs] for t, vs in versions.items()}
+        # the same instants with the ``UTC`` tzinfo the worker's event times carry: comparing
+        # aware times whose tzinfo objects differ (pydantic's) asks both for their offsets
+        self._starts = {
+            t: [v.effective_from.astimezone(UTC) for v in vs] for t, vs in versions.items()
+        }
 
     def at(self, tenant: str, when: datetime) -> FrameworkVersion | None:
         """The version of ``tenant``'s framework in effect at event time ``when``, if any."""

@@ -1,5 +1,6 @@
 """The pure logic of the worker: one statement envelope and a learner's state in, the new state,
-the ``progress.updates`` envelopes and the projection rows out. No I/O here.
+the ``progress.updates`` envelopes and the projection rows out. No I/O here (the envelopes on
+the wire: :mod:`services.progress.wire`).
 
 Idempotency: each ProgressUpdate's ``event_id`` is ``uuid5(statement event id | competency)``,
 so publishing again after a crash gives the same ids. A statement whose event id is in the
@@ -7,178 +8,31 @@ learner's ring of recent ids (:mod:`services.progress.state`) is a redelivery: t
 as it is, and the updates and rows are rebuilt from the current state with the same event ids
 (the first delivery may have died before they were published or projected); downstream drops
 what it already has by event id, the projection by its offset watermark.
+
+The rows, updates and outcomes are plain (not frozen) dataclasses: building a frozen one costs
+several times more, and the worker builds a handful per event. Nothing changes them once built.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final, Protocol
-
-import orjson
+from datetime import date, datetime, timedelta
+from typing import Any, Final
 
 from services.progress.errors import StatementEvidenceError
-from services.progress.evidence import EvidenceError, extract_raw, parse_duration
+from services.progress.evidence import EvidenceError, RawEvidence, extract_raw, parse_duration
 from services.progress.frameworks import FrameworkRegistry, FrameworkVersion
 from services.progress.mastery import BktModel, EloModel, EloState, MasteryState, record_activity
 from services.progress.state import CompetencyState, LearnerRecord
-from shared.envelope import PROGRESS_UPDATE_V1, Envelope, message_key
+from services.progress.wire import EnvelopeView, encode_update, event_id_of, update_id_text
 from shared.events import EvidenceKind, ProgressUpdate
 
-#: namespace of progress update event ids: uuid5 of ``"<statement event id>|<competency>"``
-UPDATE_NAMESPACE: Final = uuid.UUID("b3c1e0a4-5f3d-5e8a-9c2b-7d41f6a9e812")
 _TALLY_FIELDS: Final = tuple(f.name for f in fields(MasteryState) if f.name != "log_odds")
 
 
-_NAMESPACE_BYTES: Final = UPDATE_NAMESPACE.bytes
-_V5_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits
-_V5_SET: Final = (5 << 76) | (0x8000 << 48)  # version 5, RFC 4122 variant
-
-
-def update_event_id(statement_event_id: uuid.UUID, competency: str | None) -> uuid.UUID:
-    """``uuid.uuid5(UPDATE_NAMESPACE, ...)``, computed as it does (SHA-1 of namespace + name,
-    first 16 bytes, version and variant set) without its per-call overhead."""
-    name = f"{statement_event_id}|{competency or ''}".encode()
-    digest = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
-    return uuid.UUID(int=(int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
-
-
-class EnvelopeView(Protocol):
-    """What the processor reads of a statement envelope: an :class:`Envelope`, or the
-    :class:`StatementEnvelope` that :func:`parse_statement_envelope` builds without pydantic."""
-
-    @property
-    def event_id(self) -> uuid.UUID: ...
-    @property
-    def tenant(self) -> str: ...
-    @property
-    def learner_key(self) -> str: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def recorded_at(self) -> datetime: ...
-    @property
-    def payload(self) -> dict[str, Any]: ...
-    @property
-    def key(self) -> bytes: ...
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build (hot path)
-class StatementEnvelope:
-    """An envelope whose fields passed the checks :class:`Envelope` makes (same values)."""
-
-    schema_: str
-    event_id: uuid.UUID
-    tenant: str
-    learner_key: str
-    occurred_at: datetime
-    recorded_at: datetime
-    payload: dict[str, Any]
-    key: bytes
-
-
-_ENVELOPE_KEYS: Final = frozenset(
-    ("schema", "event_id", "tenant", "learner_key", "occurred_at", "recorded_at", "payload")
-)
-# the shapes the fast path takes; anything else goes through the pydantic model, which then
-# accepts it (a rarer spelling) or says exactly what is wrong
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # shared.envelope.TENANT_PATTERN
-_LEARNER = re.compile(r"[0-9a-f]{32}")
-_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
-)
-# checked learners ((tenant, learner_key) -> message key) and parsed times; each emptied when
-# full (a bound, not an eviction policy: a miss only costs the check again). Times repeat
-# only within an ingest batch (its ``recorded_at``; event times are all different), so their
-# cache is small: a large one only held every event's time until it was emptied (memory that
-# grew for minutes in the soak run for no hits)
-_CACHE_MAX: Final = 100_000
-_TIMES_MAX: Final = 1_024
-_KEYS: dict[tuple[str, str], bytes] = {}
-_TIMES: dict[str, datetime] = {}
-
-
-def _utc(text: Any) -> datetime | None:
-    if type(text) is not str:
-        return None
-    value = _TIMES.get(text)
-    if value is None:
-        if _TIME.fullmatch(text) is None:
-            return None
-        try:
-            value = datetime.fromisoformat(text).astimezone(UTC)
-        except ValueError:
-            return None
-        if len(_TIMES) >= _TIMES_MAX:
-            _TIMES.clear()
-        _TIMES[text] = value
-    return value
-
-
-def _key(tenant: Any, learner: Any) -> bytes | None:
-    if type(tenant) is not str or type(learner) is not str:
-        return None
-    key = _KEYS.get((tenant, learner))
-    if key is None:
-        if _TENANT.fullmatch(tenant) is None or _LEARNER.fullmatch(learner) is None:
-            return None
-        key = message_key(tenant, learner)
-        if len(_KEYS) >= _CACHE_MAX:
-            _KEYS.clear()
-        _KEYS[(tenant, learner)] = key
-    return key
-
-
-def _fast_envelope(raw: bytes | str, accepted: frozenset[str]) -> StatementEnvelope | None:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if type(data) is not dict or data.keys() != _ENVELOPE_KEYS:
-        return None
-    schema, event_id, payload = data["schema"], data["event_id"], data["payload"]
-    ok = (
-        type(schema) is str
-        and schema in accepted
-        and type(payload) is dict
-        and type(event_id) is str
-        and _UUID.fullmatch(event_id) is not None
-    )
-    key = _key(data["tenant"], data["learner_key"]) if ok else None
-    occurred, recorded = _utc(data["occurred_at"]), _utc(data["recorded_at"])
-    if key is None or occurred is None or recorded is None:
-        return None
-    return StatementEnvelope(
-        schema,
-        uuid.UUID(event_id),
-        data["tenant"],
-        data["learner_key"],
-        occurred,
-        recorded,
-        payload,
-        key,
-    )
-
-
-def parse_statement_envelope(
-    raw: bytes | str, accepted: frozenset[str]
-) -> StatementEnvelope | Envelope:
-    """:meth:`Envelope.parse` for the worker's hot path: the envelope is decoded once (orjson)
-    and checked field by field as the model does (keys exactly, schema accepted, uuid, tenant
-    and learner key patterns, aware times, payload an object), without building a model.
-    Anything the fast checks do not take is handed to :meth:`Envelope.parse`, so the result
-    (value or :class:`InvalidMessageError` / :class:`UnknownSchemaError`) is the model's."""
-    fast = _fast_envelope(raw, accepted)
-    return fast if fast is not None else Envelope.parse(raw, accepted)
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CompetencyRow:
     tenant: str
     learner_key: str
@@ -223,7 +77,7 @@ class CompetencyRow:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DailyRow:
     tenant: str
     learner_key: str
@@ -232,7 +86,7 @@ class DailyRow:
     mastery: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ActivityRow:
     tenant: str
     learner_key: str
@@ -242,36 +96,22 @@ class ActivityRow:
     week: date  # Monday of the event's week
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UpdateOut:
     """One message for ``progress.updates``: its event id, payload and encoded envelope."""
 
-    event_id: uuid.UUID
+    event_text: str  # the event id, as ``str(uuid)``
     payload: dict[str, Any]  # exactly ``ProgressUpdate(**payload).model_dump(mode="json")``
     value: bytes  # the envelope, as JSON (shared.envelope.Envelope parses it)
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return uuid.UUID(self.event_text)
 
     @property
     def update(self) -> ProgressUpdate:
         """The payload as its model (validated: for tests and tools, not the hot path)."""
         return ProgressUpdate.model_validate(self.payload)
-
-
-def encode_update(env: EnvelopeView, event_id: uuid.UUID, payload: Mapping[str, Any]) -> bytes:
-    """The ``skillstream.progress_update.v1`` envelope of ``payload``, encoded directly: the
-    payload is built with the model's fields, order and JSON types (:func:`_payload`; a unit
-    test checks it against the model) and the other fields come from a checked envelope, so
-    validating them again (``Envelope.new``) would only cost time on the hot path."""
-    return orjson.dumps(
-        {
-            "schema": PROGRESS_UPDATE_V1,
-            "event_id": event_id,
-            "tenant": env.tenant,
-            "learner_key": env.learner_key,
-            "occurred_at": env.occurred_at,
-            "recorded_at": env.recorded_at,
-            "payload": payload,
-        }
-    )
 
 
 def _payload(
@@ -325,7 +165,7 @@ def _payload(
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     record: LearnerRecord
     duplicate: bool
@@ -346,9 +186,10 @@ def statement_of(env: EnvelopeView) -> dict[str, Any]:
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _statement_id(statement: dict[str, Any], fallback: uuid.UUID) -> uuid.UUID | str:
+def _statement_id(statement: dict[str, Any], fallback: str) -> uuid.UUID | str:
     """The statement's id for the payload: as given when it is already in the canonical form
-    (``str(uuid.UUID(sid)) == sid``: the same JSON), else parsed; else ``fallback``."""
+    (``str(uuid.UUID(sid)) == sid``: the same JSON), else parsed; else ``fallback`` (the
+    envelope's event id as ``str(uuid)``: the same JSON as the uuid)."""
     sid = statement.get("id")
     if isinstance(sid, str):
         if _CANONICAL_UUID.fullmatch(sid) is not None:
@@ -380,33 +221,47 @@ def _fit(state: MasteryState | EloState, model: BktModel | EloModel) -> MasteryS
     return replace(initial, **{name: getattr(state, name) for name in _TALLY_FIELDS})
 
 
-def _step(
-    cs: CompetencyState,
-    *,
+#: Monday of a day's week, by day (bounded: emptied when full)
+_WEEKS: dict[date, date] = {}
+
+
+def _week(day: date) -> date:
+    week = _WEEKS.get(day)
+    if week is None:
+        if len(_WEEKS) >= 4096:
+            _WEEKS.clear()
+        week = _WEEKS[day] = day - timedelta(days=day.weekday())
+    return week
+
+
+def _advance(  # noqa: PLR0917 - private, per event and competency: positional is cheaper
+    current: CompetencyState,
+    state: MasteryState | EloState,
     model: BktModel | EloModel,
-    kind: EvidenceKind,
-    correct: bool | None,
+    evidence: RawEvidence,
     weight: float,
-    when: datetime,
-    duration: float,
+    spent: float,
 ) -> tuple[CompetencyState, float | None, float]:
-    """The competency state after one piece of evidence, the prediction before it and the
-    mastery after it."""
-    state = _fit(cs.model, model)
+    """The competency's state after one piece of evidence (``state``: its model state, fitted
+    to ``model``), the prediction before it (attempts) and the mastery after it."""
+    when = evidence.occurred_at
     prediction: float | None = None
-    hints = cs.hints
-    if kind == "attempt" and correct is not None:
-        prediction = model.predict(state)  # type: ignore[arg-type]
-        state = model.update(state, correct, weight, at=when, duration_s=duration)  # type: ignore[arg-type]
+    hints = current.hints
+    if evidence.kind == "attempt" and evidence.correct is not None:
+        state = model.update(state, evidence.correct, weight, at=when, duration_s=spent)  # type: ignore[arg-type]
+        # the update keeps the model's prediction before the answer (``model.predict`` of
+        # the state it started from)
+        prediction = state.last_prediction
     else:
-        state = record_activity(state, when, duration)  # type: ignore[type-var]
-        hints += 1 if kind == "hint" else 0
-    mastery: float = model.mastery(state)  # type: ignore[arg-type]
-    mastered_at = cs.mastered_at
-    if mastered_at is None and mastery >= model.threshold:
+        state = record_activity(state, when, spent)  # type: ignore[type-var]
+        hints += 1 if evidence.kind == "hint" else 0
+    after: float = model.mastery(state)  # type: ignore[arg-type]
+    mastered_at = current.mastered_at
+    if mastered_at is None and after >= model.threshold:
         mastered_at = when
-    first = when if cs.first_event_at is None else min(cs.first_event_at, when)
-    return CompetencyState(state, hints, first, mastered_at), prediction, mastery
+    first = current.first_event_at
+    first = when if first is None else min(first, when)
+    return CompetencyState(state, hints, first, mastered_at), prediction, after
 
 
 class Processor:
@@ -417,158 +272,177 @@ class Processor:
         self.recent_ids = recent_ids
 
     def process(
-        self, env: EnvelopeView, record: LearnerRecord, *, applied: bool = False
+        self,
+        env: EnvelopeView,
+        record: LearnerRecord,
+        *,
+        applied: bool = False,
+        offset: int | None = None,
     ) -> Outcome:
-        # ``applied``: the caller knows ``record`` already holds this statement (a redelivery at
-        # or below the record's source offset); else the ring of recent ids tells
+        """``applied``: the caller knows ``record`` already holds this statement (a redelivery
+        at or below the record's source offset); else the ring of recent ids tells.
+        ``offset``: the statement's source offset, kept in the new record (default: the
+        record's)."""
         statement = statement_of(env)
         when = env.occurred_at
+        event_text, event_bytes = event_id_of(env)
         version = self.registry.at(env.tenant, when)
-        duplicate = applied or record.seen(env.event_id)
-        statement_id = _statement_id(statement, env.event_id)
+        duplicate = applied or event_bytes in record.recent
+        statement_id = _statement_id(statement, event_text)
         if version is None:
             if not duplicate:
-                record = record.remember(env.event_id, when, self.recent_ids)
+                record = record.after(event_bytes, when, self.recent_ids, offset=offset)
             payload = _payload(statement_id, "activity", duration_s=_duration(statement))
-            return self._outcome(env, record, duplicate, "activity", [(None, payload)], [], None)
+            return self._outcome(env, event_text, record, duplicate, "activity", [(None, payload)])
         try:
             evidence = extract_raw(statement, version.index, event_time=when)
         except EvidenceError as exc:  # cannot happen with a default time; kept as a guard
             raise StatementEvidenceError(str(exc)) from None
-        duration = evidence.duration_s
         membership = version.members.get(env.learner_key)
-        fw = version.framework
         programme = membership.programme if membership else evidence.programme_id
         if evidence.programme_id is not None:
             programme = evidence.programme_id
-        base: dict[str, Any] = {
+        fw = version.framework
+        # the fields between ``competency`` and ``correct`` of each ProgressUpdate
+        common: dict[str, Any] = {
             "framework": fw.framework,
             "framework_version": fw.version,
             "programme": programme,
             "business_unit": membership.business_unit if membership else None,
             "mode": evidence.mode,
             "session_id": evidence.session_id,
-            "duration_s": duration,
         }
         kind: EvidenceKind = evidence.kind
         if not evidence.competencies:
             if not duplicate:
-                record = record.remember(env.event_id, when, self.recent_ids)
-            payload = _payload(statement_id, kind, **base)
-            return self._outcome(env, record, duplicate, kind, [(None, payload)], [], version)
+                record = record.after(event_bytes, when, self.recent_ids, offset=offset)
+            payload = _payload(statement_id, kind, **common, duration_s=evidence.duration_s)
+            return self._outcome(env, event_text, record, duplicate, kind, [(None, payload)])
         comps = dict(record.competencies)
+        pairs, rows, daily = self._competencies(
+            env, evidence, version, comps, common, statement_id=statement_id, duplicate=duplicate
+        )
+        if not duplicate:
+            record = record.after(event_bytes, when, self.recent_ids, comps, offset)
+        return self._outcome(env, event_text, record, duplicate, kind, pairs, rows, daily)
+
+    @staticmethod
+    def _competencies(
+        env: EnvelopeView,
+        evidence: RawEvidence,
+        version: FrameworkVersion,
+        comps: dict[str, CompetencyState],
+        common: dict[str, Any],
+        *,
+        statement_id: uuid.UUID | str,
+        duplicate: bool,
+    ) -> tuple[list[tuple[str | None, dict[str, Any]]], list[CompetencyRow], list[DailyRow]]:
+        """The updates and rows of each competency of ``evidence``; ``comps`` (the learner's
+        states, a copy) takes their new states unless the statement is a ``duplicate``."""
         pairs: list[tuple[str | None, dict[str, Any]]] = []
-        touched: list[tuple[str, float]] = []  # (competency, mastery after)
+        rows: list[CompetencyRow] = []
+        daily: list[DailyRow] = []
+        tenant, learner_key = env.tenant, env.learner_key
+        framework, framework_version = common["framework"], common["framework_version"]
+        day = evidence.occurred_at.date()
+        kind = evidence.kind
         correct = evidence.correct if kind == "attempt" else None
-        mode, session_id = evidence.mode, evidence.session_id
-        framework, framework_version = fw.framework, fw.version
-        business_unit = membership.business_unit if membership else None
+        duration = evidence.duration_s
+        spent = duration or 0.0
+        models = version.models
         for cid, weight in evidence.competencies:
-            model = version.models[cid]
-            current = comps.get(cid) or CompetencyState(model.initial())
+            model = models[cid]
+            held = comps.get(cid)
+            current = held or CompetencyState(model.initial())
+            state = _fit(current.model, model)
             before: float | None = None
             prediction: float | None = None
             if duplicate:
                 new = current
-                after: float = model.mastery(_fit(new.model, model))  # type: ignore[arg-type]
+                after: float = model.mastery(state)  # type: ignore[arg-type]
             else:
-                before = model.mastery(_fit(current.model, model))  # type: ignore[arg-type]
-                new, prediction, after = _step(
-                    current,
-                    model=model,
-                    kind=kind,
-                    correct=evidence.correct,
-                    weight=weight,
-                    when=when,
-                    duration=duration or 0.0,
-                )
-                comps[cid] = new
-            state = new.model
-            touched.append((cid, after))
+                before = model.mastery(state)  # type: ignore[arg-type]
+                new, prediction, after = _advance(current, state, model, evidence, weight, spent)
+                held = comps[cid] = new
+            m = new.model
+            mastered = after >= model.threshold
             # a ProgressUpdate as _payload builds it (fields in the model's order), built inline:
             # this runs per event and competency
             payload = {
                 "statement_id": statement_id,
                 "evidence": kind,
                 "competency": cid,
-                "framework": framework,
-                "framework_version": framework_version,
-                "programme": programme,
-                "business_unit": business_unit,
-                "mode": mode,
-                "session_id": session_id,
+                **common,
                 "correct": correct,
                 "duration_s": duration,
                 "predicted_correct": prediction,
                 "mastery_before": before,
                 "mastery_after": after,
-                "mastered": after >= model.threshold,
-                "attempts": state.attempts,
-                "correct_total": state.correct,
-                "correct_streak": state.correct_streak,
-                "wrong_streak": state.wrong_streak,
+                "mastered": mastered,
+                "attempts": m.attempts,
+                "correct_total": m.correct,
+                "correct_streak": m.correct_streak,
+                "wrong_streak": m.wrong_streak,
                 "hints": new.hints,
-                "time_on_task_s": state.time_on_task_s,
+                "time_on_task_s": m.time_on_task_s,
             }
             pairs.append((cid, payload))
-        if not duplicate:
-            record = record.remember(env.event_id, when, self.recent_ids).with_competencies(comps)
-        return self._outcome(env, record, duplicate, kind, pairs, touched, version)
+            if held is None:  # a redelivery whose first pass predates this competency: no row
+                continue
+            m = held.model
+            rows.append(
+                CompetencyRow(
+                    tenant,
+                    learner_key,
+                    cid,
+                    framework,
+                    framework_version,
+                    after,
+                    mastered,
+                    m.attempts,
+                    m.correct,
+                    m.correct_streak,
+                    m.wrong_streak,
+                    held.hints,
+                    m.time_on_task_s,
+                    held.first_event_at,
+                    m.last_event_at,
+                    held.mastered_at,
+                )
+            )
+            daily.append(DailyRow(tenant, learner_key, cid, day, after))
+        return pairs, rows, daily
 
     def _outcome(  # noqa: PLR0917 - private, called positionally from three places
         self,
         env: EnvelopeView,
+        event_text: str,
         record: LearnerRecord,
         duplicate: bool,
         kind: EvidenceKind,
         pairs: list[tuple[str | None, dict[str, Any]]],
-        touched: list[tuple[str, float]],
-        version: FrameworkVersion | None,
+        rows: list[CompetencyRow] | None = None,
+        daily: list[DailyRow] | None = None,
     ) -> Outcome:
         updates = []
         for cid, payload in pairs:
-            event_id = update_event_id(env.event_id, cid)
+            event_id = update_id_text(event_text, cid)
             updates.append(UpdateOut(event_id, payload, encode_update(env, event_id, payload)))
-        rows: list[CompetencyRow] = []
-        daily: list[DailyRow] = []
-        day = env.occurred_at.date()
-        if version is not None:
-            fw = version.framework
-            for cid, mastery in touched:
-                cs = record.competencies.get(cid)
-                if cs is None:  # a redelivery whose first pass predates this competency
-                    continue
-                model = version.models[cid]
-                m = cs.model
-                rows.append(
-                    CompetencyRow(
-                        env.tenant,
-                        env.learner_key,
-                        cid,
-                        fw.framework,
-                        fw.version,
-                        mastery,
-                        mastery >= model.threshold,
-                        m.attempts,
-                        m.correct,
-                        m.correct_streak,
-                        m.wrong_streak,
-                        cs.hints,
-                        m.time_on_task_s,
-                        cs.first_event_at,
-                        m.last_event_at,
-                        cs.mastered_at,
-                    )
-                )
-                daily.append(DailyRow(env.tenant, env.learner_key, cid, day, mastery))
-        first = record.first_event_at or env.occurred_at
-        last = record.last_event_at or env.occurred_at
+        when = env.occurred_at
         activity = ActivityRow(
             env.tenant,
             env.learner_key,
             record.events,
-            first,
-            last,
-            day - timedelta(days=day.weekday()),
+            record.first_event_at or when,
+            record.last_event_at or when,
+            _week(when.date()),
         )
-        return Outcome(record, duplicate, kind, tuple(updates), tuple(rows), tuple(daily), activity)
+        return Outcome(
+            record,
+            duplicate,
+            kind,
+            tuple(updates),
+            tuple(rows) if rows else (),
+            tuple(daily) if daily else (),
+            activity,
+        )

@@ -1,6 +1,6 @@
 """Mastery models: Bayesian Knowledge Tracing with forgetting (default) and an Elo alternative.
 
-Pure functions over immutable states; constant work per event; no I/O.
+Pure functions over states never changed in place; constant work per event; no I/O.
 
 BKT with forgetting (Khajah et al., 2016) is a two-state hidden Markov model per
 (learner, competency): *learned* or *unlearned*. Each opportunity (an attempt mapped to the
@@ -63,7 +63,10 @@ def _cap(x: float) -> float:
     return min(max(x, -LOGIT_CAP), LOGIT_CAP)
 
 
-@dataclass(frozen=True, slots=True)
+# The states are never changed in place (every function here returns a new one), but they are
+# not frozen: building a frozen dataclass costs several times more, and the worker builds one
+# per event and competency.
+@dataclass(slots=True)
 class _Tally:
     """Bookkeeping shared by every model's state."""
 
@@ -76,7 +79,7 @@ class _Tally:
     last_prediction: float | None = None  # P(correct) predicted before the last attempt
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MasteryState(_Tally):
     """BKT state of one (learner, competency); ``log_odds`` is the log-odds of *learned*."""
 
@@ -88,7 +91,7 @@ class MasteryState(_Tally):
         return sigmoid(self.log_odds)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EloState(_Tally):
     """Elo state of one (learner, competency): the learner's ability on the logit scale."""
 

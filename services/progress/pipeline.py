@@ -37,10 +37,11 @@ from typing import Any
 
 import orjson
 
-from services.progress.handlers import EnvelopeView, Processor, parse_statement_envelope
+from services.progress.handlers import Processor
 from services.progress.metrics import ProgressMetrics
 from services.progress.projection import Projector
 from services.progress.state import LearnerRecord, decode, encode
+from services.progress.wire import EnvelopeView, parse_statement_envelope
 from shared.batching import DecodedValues, Holdable
 from shared.envelope import STATEMENT_V1
 from shared.errors import PermanentError, is_retriable
@@ -105,8 +106,11 @@ class Pipeline(Holdable):
         batch_max: int,
         within: float,
         decoded_max: int = 4096,  # about 12 KB each with 20 competencies: <= ~48 MiB
+        read: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self._table = table
+        # the table's value of a key (default ``table.get``; the worker's reads its store)
+        self._read: Callable[[bytes], bytes | None] = table.get if read is None else read
         self._processor = processor
         self._projector = projector
         self._metrics = metrics
@@ -135,7 +139,7 @@ class Pipeline(Holdable):
             pending = self._sealed.get(key)
         if pending is not None:
             return pending
-        return self._decoded.get(key, self._table.get(key))
+        return self._decoded.get(key, self._read(key))
 
     async def on_event(self, event: Any) -> None:
         async with self._lock:
@@ -154,7 +158,7 @@ class Pipeline(Holdable):
             key = checked_key(event.key, env)
             record = self.record_of(key)
             applied = msg.offset <= record.offset  # the table holds it: so does everything else
-            outcome = self._processor.process(env, record, applied=applied)
+            outcome = self._processor.process(env, record, applied=applied, offset=msg.offset)
         except Exception as exc:
             if is_retriable(exc):
                 raise
@@ -168,7 +172,7 @@ class Pipeline(Holdable):
         if outcome.duplicate:
             batch.counts[(env.tenant, "")] += 1
         else:
-            batch.pending[key] = outcome.record.at_offset(msg.offset)
+            batch.pending[key] = outcome.record
             batch.counts[(env.tenant, outcome.evidence)] += 1
         if not applied:  # else its updates were acknowledged before the table took it
             # handed to the producer when the batch is sealed (in order, batched per partition)

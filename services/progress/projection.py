@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from services.progress import repository as repo
-from services.progress.handlers import CompetencyRow, DailyRow, Outcome
+from services.progress.handlers import ActivityRow, CompetencyRow, DailyRow, Outcome
 from services.progress.metrics import ProgressMetrics
 from shared import watermarks
 from shared.errors import is_retriable
@@ -89,7 +89,7 @@ class Projector:
         partitions = sorted({p for p, _, _ in items})
         comps: dict[tuple[str, str, str], CompetencyRow] = {}
         daily: dict[tuple[str, str, str, date], DailyRow] = {}
-        activity: dict[tuple[str, str], dict[str, Any]] = {}
+        activity: dict[tuple[str, str], ActivityRow] = {}  # the last one of each learner
         weeks: dict[tuple[str, str, date], dict[str, Any]] = {}
         top: dict[int, int] = {}
         skipped = 0
@@ -99,7 +99,8 @@ class Projector:
                 if offset <= marks.get(partition, -1):
                     skipped += 1
                     continue
-                top[partition] = max(top.get(partition, -1), offset)
+                if offset > top.get(partition, -1):
+                    top[partition] = offset
                 if out is None:
                     continue
                 for row in out.competencies:
@@ -107,13 +108,7 @@ class Projector:
                 for d in out.daily:
                     daily[d.tenant, d.learner_key, d.competency, d.day] = d
                 a = out.activity
-                activity[a.tenant, a.learner_key] = {
-                    "tenant": a.tenant,
-                    "learner_key": a.learner_key,
-                    "events": a.events,
-                    "first_event_at": a.first_event_at,
-                    "last_event_at": a.last_event_at,
-                }
+                activity[a.tenant, a.learner_key] = a
                 week = (a.tenant, a.learner_key, a.week)
                 if week not in weeks:
                     weeks[week] = {"tenant": a.tenant, "learner_key": a.learner_key, "week": a.week}
@@ -121,7 +116,16 @@ class Projector:
                 conn,
                 list(comps.values()),  # dataclasses: their fields are the table's columns
                 list(daily.values()),
-                list(activity.values()),
+                [
+                    {
+                        "tenant": a.tenant,
+                        "learner_key": a.learner_key,
+                        "events": a.events,
+                        "first_event_at": a.first_event_at,
+                        "last_event_at": a.last_event_at,
+                    }
+                    for a in activity.values()
+                ],
                 [weeks[k] for k in sorted(weeks)],
             )
             if top:

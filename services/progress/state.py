@@ -50,7 +50,10 @@ def _dt(value: int) -> datetime | None:
     return None if value == _NONE else _EPOCH + timedelta(microseconds=value)
 
 
-@dataclass(frozen=True, slots=True)
+# never changed in place (the records that follow from one are new objects, and the packed
+# cache relies on it), but not frozen: a frozen dataclass costs several times more to build,
+# and the worker builds these per event
+@dataclass(slots=True)
 class CompetencyState:
     model: MasteryState | EloState
     hints: int = 0
@@ -58,7 +61,7 @@ class CompetencyState:
     mastered_at: datetime | None = None  # first time mastery reached the threshold
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LearnerRecord:
     events: int = 0
     first_event_at: datetime | None = None
@@ -81,26 +84,30 @@ class LearnerRecord:
     def seen(self, event_id: uuid.UUID) -> bool:
         return event_id.bytes in self.recent
 
-    def at_offset(self, offset: int) -> LearnerRecord:
-        return LearnerRecord(
-            self.events, self.first_event_at, self.last_event_at, self.recent,
-            self.competencies, offset, self.packed,
-        )  # fmt: skip
-
-    def remember(self, event_id: uuid.UUID, at: datetime, keep: int) -> LearnerRecord:
-        recent = (*self.recent, event_id.bytes)[-keep:]
+    def after(
+        self,
+        event_id: bytes,
+        at: datetime,
+        keep: int,
+        competencies: dict[str, CompetencyState] | None = None,
+        offset: int | None = None,
+    ) -> LearnerRecord:
+        """The record once the statement ``event_id`` (``uuid.bytes``), of event time ``at``, is
+        applied: one more event, its id in the ring (the last ``keep``), its ``competencies``
+        (default: unchanged) and source ``offset`` (default: unchanged). One object per statement
+        (``dataclasses.replace`` or a chain of copies costs more than the rest of this)."""
+        recent = (*self.recent, event_id)[-keep:]
         first = at if self.first_event_at is None else min(self.first_event_at, at)
         last = at if self.last_event_at is None else max(self.last_event_at, at)
-        # built directly: ``dataclasses.replace`` costs more than the rest of this method
         return LearnerRecord(
-            self.events + 1, first, last, recent, self.competencies, self.offset, self.packed
+            self.events + 1,
+            first,
+            last,
+            recent,
+            self.competencies if competencies is None else competencies,
+            self.offset if offset is None else offset,
+            self.packed,
         )
-
-    def with_competencies(self, competencies: dict[str, CompetencyState]) -> LearnerRecord:
-        return LearnerRecord(
-            self.events, self.first_event_at, self.last_event_at, self.recent, competencies,
-            self.offset, self.packed,
-        )  # fmt: skip
 
 
 def _pack(cid: str, c: CompetencyState) -> bytes:

@@ -12,8 +12,8 @@ import pytest
 from services.progress import repository as repo
 from services.progress.app import open_progress
 from services.progress.config import ProgressSettings
-from services.progress.handlers import update_event_id
 from services.progress.rebuild import rebuild
+from services.progress.wire import update_event_id
 from shared import watermarks
 from shared.envelope import PROGRESS_UPDATE_V1, Envelope
 from shared.events import ProgressUpdate

@@ -15,22 +15,25 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
 from services.ingest.handlers import authority_for, prepare
+from services.progress.agents import table_reader
 from services.progress.frameworks import FrameworkRegistry
-from services.progress.handlers import (
-    UPDATE_NAMESPACE,
-    Processor,
-    StatementEnvelope,
-    UpdateOut,
-    parse_statement_envelope,
-    update_event_id,
-)
+from services.progress.handlers import Processor, UpdateOut
 from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import ACCEPTED, Pipeline
 from services.progress.state import LearnerRecord, decode, encode
+from services.progress.wire import (
+    UPDATE_NAMESPACE,
+    StatementEnvelope,
+    event_id_of,
+    parse_statement_envelope,
+    update_event_id,
+    update_id_text,
+)
 from shared.batching import CachingPartitioner
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.errors import InvalidMessageError, UnknownSchemaError
 from shared.events import ProgressUpdate
+from shared.streaming import close_unused_loops, make_faust_app
 from shared.xapi import XapiVersion, parse_statement
 from tests.unit.progress.samples import COURSE, SALT, T0, framework, prepared
 from tools.simulator import Config, simulate
@@ -275,3 +278,32 @@ def test_packed_cache_holds_only_live_states_and_matches_a_cold_encoding() -> No
             assert encode(record) == raw == encode(replace(record, packed={}))
         records[p.key] = record
     assert sum(len(r.competencies) for r in records.values()) > 20  # the test saw real state
+
+
+def test_table_reader_reads_what_the_table_holds() -> None:
+    """The worker reads its memory:// table's dict directly (Faust's ``Table.get`` costs
+    several Python calls per event): same values as ``table.get``, written either way."""
+    app = make_faust_app("reader", bootstrap="127.0.0.1:9", topic_prefix="tunit.", partitions=2)
+    table = app.Table("learners", default=None, key_type=bytes, value_type=bytes, partitions=2)
+    read = table_reader(app, table)
+    table.data[b"acme|a"] = b"one"  # as Output.write_entries writes entries
+    table.data[b"acme|b"] = b"two"
+    for key in (b"acme|a", b"acme|b", b"acme|missing"):
+        assert read(key) == table.get(key)
+    assert read(b"acme|a") == b"one"
+    assert read(b"acme|missing") is None
+    table.data[b"acme|a"] = b"three"  # a later write (or a recovery's) is seen at once
+    assert read(b"acme|a") == b"three"
+    close_unused_loops(app)
+
+
+def test_event_ids_as_text_and_bytes_agree_with_the_uuid() -> None:
+    env = Envelope.parse(_envelope(event_id=UUID_UPPER), ACCEPTED)
+    fast = parse_statement_envelope(_envelope(event_id=UUID_UPPER), ACCEPTED)
+    assert isinstance(fast, StatementEnvelope)
+    expected = (str(env.event_id), env.event_id.bytes)
+    assert event_id_of(fast) == event_id_of(env) == expected
+    assert fast.event_text == UUID_UPPER.lower()
+    for competency in (None, "py.basics"):
+        text = update_id_text(expected[0], competency)
+        assert text == str(uuid.uuid5(UPDATE_NAMESPACE, f"{env.event_id}|{competency or ''}"))

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from shared.ids import uuid5
+from shared.ids import uuid5, uuid5_text
 
 NAMESPACES = [
     uuid.NAMESPACE_DNS,
@@ -21,3 +21,9 @@ def test_same_value_as_the_standard_library(namespace: uuid.UUID, name: str) -> 
     assert ours == uuid.uuid5(namespace, name)
     assert ours.version == 5
     assert ours.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+@pytest.mark.parametrize("name", NAMES)
+def test_text_is_the_standard_librarys(namespace: uuid.UUID, name: str) -> None:
+    assert uuid5_text(namespace.bytes, name) == str(uuid.uuid5(namespace, name))
