@@ -16,6 +16,8 @@ DATABASE_URL). Everything is created under a random topic prefix and schema and 
   last offset projected (start-up and rebalance excluded, reported apart); also the CPU time
   of the process per 1,000 events over that window (steadier than the wall clock on a shared
   machine).
+* the process runs every measurement with the garbage-collector settings the services use
+  (``shared.service.tune_gc``, applied again once the worker is ready, as its ``run`` does).
 * memory: tracemalloc over a dict of sample learner entries (encoded as in the table), each with
   C competencies and a full ring of recent ids, extrapolated to 100,000 learners x 20.
 """
@@ -52,6 +54,7 @@ from shared.envelope import STATEMENT_V1, Envelope
 from shared.framework import Framework
 from shared.identity import learner_key
 from shared.kafka import Topics, ensure_topics, kafka_admin, kafka_consumer, kafka_producer
+from shared.service import tune_gc
 from shared.streaming import make_faust_app, raw_topic, running
 
 TENANT = "bench"
@@ -152,6 +155,7 @@ async def worker_rate(settings: ProgressSettings, topic: str, n: int) -> tuple[f
     started = time.perf_counter()
     async with open_progress(settings) as progress:
         ready = time.perf_counter() - started
+        tune_gc()  # as the service's ``run`` does once it is ready
         first_t, first_n, first_cpu = None, 0, 0.0
         while True:
             async with progress.pool.acquire() as conn:
@@ -227,6 +231,7 @@ async def main() -> None:
             await migrate(pool, schema)
             async with pool.acquire() as conn:
                 await repo.store_framework(conn, bench_framework(args.competencies), SALT)
+        tune_gc()  # every measurement under the services' collector settings
         results["raw_events_per_s"] = round(
             await raw_rate(bootstrap, topics.statements, args.events)
         )
