@@ -95,8 +95,12 @@ def test_every_operation_conforms_to_its_openapi_document(
     print({label: dict(codes) for label, codes in seen.items()})
     assert len(seen) == 7
     for label, codes in seen.items():
-        # the token was sent and real rows were reached: every operation answered 2xx sometimes
-        assert any(200 <= code < 300 for code in codes), (label, codes)
+        # the token was sent and real rows were reached: every operation answered 2xx
+        # sometimes; snooze at least 409 (a real alert, refused by its lifecycle): hypothesis
+        # draws `until` mostly in the past, so a valid one on a real alert is luck (the
+        # lifecycle tests snooze for real)
+        reached = [c for c in codes if 200 <= c < 300 or (c == 409 and label.endswith("/snooze"))]
+        assert reached, (label, codes)
         if label != "GET /api/me":  # the only operation without inputs
             assert any(400 <= code < 500 for code in codes), (label, codes)
 
