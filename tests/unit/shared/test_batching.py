@@ -65,12 +65,19 @@ async def test_sealed_by_size_then_by_age_and_acknowledged_after_the_flush() -> 
     assert rec.observed[2][1] >= 0.05  # waited ``within`` for more events
 
 
-async def test_one_flush_at_a_time_in_order_and_the_next_batch_keeps_filling() -> None:
+async def _flush_in_flight() -> tuple[Recorder, asyncio.Event, Batcher]:
+    """A batcher of pairs whose first batch ("a", "b") is sealed and flushing, its flush
+    waiting for the returned gate."""
     rec = Recorder()
-    rec.gate = asyncio.Event()
+    gate = rec.gate = asyncio.Event()
     batcher = rec.batcher(batch_max=2, within=0.01)
     await batcher.on_event("a")
     await batcher.on_event("b")  # sealed: its flush waits for the gate
+    return rec, gate, batcher
+
+
+async def test_one_flush_at_a_time_in_order_and_the_next_batch_keeps_filling() -> None:
+    rec, gate, batcher = await _flush_in_flight()
     await batcher.on_event("c")
     await asyncio.sleep(0.03)
     await batcher.tick()  # a flush is in flight: "c" is not sealed behind it
@@ -78,7 +85,7 @@ async def test_one_flush_at_a_time_in_order_and_the_next_batch_keeps_filling() -
     sealing = asyncio.ensure_future(batcher.on_event("d"))  # full: waits for the flush
     await asyncio.sleep(0.02)
     assert not sealing.done()
-    rec.gate.set()
+    gate.set()
     await sealing
     await batcher.drain()
     assert rec.batches == [["a", "b"], ["c", "d"]]
@@ -162,33 +169,42 @@ class FakeApp:
         self.crashed.append(exc)
 
 
-async def test_the_agent_body_seals_a_partial_batch_on_the_timer() -> None:
+def _agent_body(
+    events: list[str], *, within: float
+) -> tuple[Recorder, Batcher, FakeStream, Any, asyncio.Future[None]]:
+    """``consume_in_batches`` running over ``events`` (batches of up to 100)."""
     rec = Recorder()
-    batcher = Batcher(rec.flush, batch_max=100, within=0.04)
-    stream = FakeStream(["x", "y"], rec)
+    batcher = Batcher(rec.flush, batch_max=100, within=within)
+    stream = FakeStream(events, rec)
     app: Any = FakeApp()
     body = asyncio.ensure_future(consume_in_batches(app, stream, batcher))
+    return rec, batcher, stream, app, body
+
+
+async def _stop_once_acked(rec: Recorder, stream: FakeStream, body: asyncio.Future[None]) -> None:
+    """Wait (up to 1 s) for a first ack, then end the stream and the agent body."""
     for _ in range(100):
         if rec.acked:
             break
         await asyncio.sleep(0.01)
     stream.done.set()
     await body
+
+
+async def test_the_agent_body_seals_a_partial_batch_on_the_timer() -> None:
+    rec, _, stream, app, body = _agent_body(["x", "y"], within=0.04)
+    await _stop_once_acked(rec, stream, body)
     assert rec.batches == [["x", "y"]]  # sealed by the timer, not by size
     assert rec.acked == ["x", "y"]
     assert app.crashed == []
 
 
 async def test_held_nothing_is_sealed_and_hold_waits_for_the_flush_in_flight() -> None:
-    rec = Recorder()
-    rec.gate = asyncio.Event()
-    batcher = rec.batcher(batch_max=2, within=0.01)
-    await batcher.on_event("a")
-    await batcher.on_event("b")  # sealed: its flush waits for the gate
+    rec, gate, batcher = await _flush_in_flight()
     holding = asyncio.ensure_future(batcher.hold())
     await asyncio.sleep(0.02)
     assert not holding.done()  # a flush is in flight
-    rec.gate.set()
+    gate.set()
     await holding
     assert rec.batches == [["a", "b"]]
     for event in ("c", "d", "e"):  # full twice over: not sealed while held
@@ -208,23 +224,14 @@ async def test_a_rebalance_holds_the_pipeline_until_the_recovery_is_complete() -
     """``consume_in_batches`` holds the pipeline on revocation (Faust's table recovery then
     replays the changelog: no flush may write the table meanwhile) and releases it when the
     rebalance is complete."""
-    rec = Recorder()
-    batcher = Batcher(rec.flush, batch_max=100, within=0.02)
-    stream = FakeStream([], rec)
-    app: Any = FakeApp()
-    body = asyncio.ensure_future(consume_in_batches(app, stream, batcher))
+    rec, batcher, stream, app, body = _agent_body([], within=0.02)
     await asyncio.sleep(0)
     await app.on_partitions_revoked.send(set())
     await batcher.on_event("x")
     await asyncio.sleep(0.08)  # several timer ticks, past ``within``
     assert rec.batches == []
     await app.on_rebalance_complete.send()
-    for _ in range(100):
-        if rec.acked:
-            break
-        await asyncio.sleep(0.01)
-    stream.done.set()
-    await body
+    await _stop_once_acked(rec, stream, body)
     assert rec.batches == [["x"]]
     assert app.crashed == []
 
