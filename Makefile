@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install demo bench ralph-venv browser infra-fetch infra-up infra-down infra-status infra-reset lint format typecheck \
+.PHONY: help install demo bench ralph-venv pybkt-venv browser infra-fetch infra-up infra-down infra-status infra-reset lint format typecheck \
         test test-unit test-integration config-table clean
 
 help: ## list the commands
@@ -38,6 +38,9 @@ bench: $(STAMP) infra-up ## run every benchmark and rewrite BENCHMARKS.md (takes
 
 ralph-venv: $(STAMP) ## create .local/ralph-venv: Ralph's LRS 5.1.0, the benchmarks' baseline (make bench does it too)
 	$(BIN)/python bench/ralph_lrs.py
+
+pybkt-venv: $(STAMP) ## create .local/pybkt-venv: pyBKT 1.4.3 built from source, the mastery benchmark's reference (make bench does it too)
+	$(BIN)/python bench/pybkt_venv.py
 
 browser: ## install Debian's Chromium for the browser tests (once)
 	@deploy/local/browser.sh
@@ -81,4 +84,4 @@ config-table: $(STAMP) ## rewrite the configuration table in README.md from the 
 	@$(BIN)/python -m services.config_table --write README.md
 
 clean: ## remove the virtual environment and caches (not the servers' data)
-	rm -rf $(VENV) .local/ralph-venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .local/ralph-venv .local/pybkt-venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

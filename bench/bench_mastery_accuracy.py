@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from services.progress.ability_fit import fit_ability
 from services.progress.fitting import (
     FitOptions,
     FitResult,
@@ -45,8 +46,14 @@ from services.progress.fitting import (
     fit_sequences,
     read_assistments,
 )
-from services.progress.mastery import DEFAULT_BKT, BktModel, MasteryState
-from shared.framework import BktParams
+from services.progress.mastery import (
+    DEFAULT_BKT,
+    BktModel,
+    MasteryState,
+    add_surprise,
+    learner_ability,
+)
+from shared.framework import AbilityParams, BktParams
 
 Predictor = Callable[[str, str, bool], float]  # (skill, learner, answer) -> P(correct) before it
 
@@ -77,20 +84,27 @@ def rmse(labels: Sequence[bool], scores: Sequence[float]) -> float:
     return math.sqrt(total / len(labels))
 
 
-def bkt_stream(params: dict[str, BktParams]) -> Predictor:
+def bkt_stream(params: dict[str, BktParams], ability: AbilityParams | None = None) -> Predictor:
+    """The service's model code, as the worker calls it (``handlers.py``): with ``ability``,
+    each learner's surprise gives the ability passed to every ``initial`` and ``update``."""
     states: dict[tuple[str, str], MasteryState] = {}
-    models = {skill: BktModel(p) for skill, p in params.items()}
-    default = BktModel(DEFAULT_BKT)
+    surprises: dict[str, tuple[float, float]] = {}
+    models = {skill: BktModel(p, ability_params=ability) for skill, p in params.items()}
+    default = BktModel(DEFAULT_BKT, ability_params=ability)
 
     def step(skill: str, learner: str, correct: bool) -> float:
         model = models.get(skill, default)
+        surprise, weight = surprises.get(learner, (0.0, 0.0))
+        z = learner_ability(surprise, weight, ability) if ability else 0.0
         state = states.get((skill, learner))
         if state is None:
-            state = model.initial()
-        state = model.update(state, correct)
+            state = model.initial(z)
+        state = model.update(state, correct, ability=z)
         states[skill, learner] = state
-        assert state.last_prediction is not None
-        return state.last_prediction
+        prediction = state.last_prediction
+        assert prediction is not None
+        surprises[learner] = add_surprise(surprise, weight, correct, prediction)
+        return prediction
 
     return step
 
@@ -230,7 +244,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"train log-lik {ll:.1f}, {stuck} skills at max_iter"
         )
 
-    predictors: dict[str, Predictor] = {
+    forgetting = {s: r.params for s, r in fits["BKT+forgetting"].items()}
+    started = time.perf_counter()
+    ability, ll_off, ll_on = fit_ability(train, forgetting)
+    took = time.perf_counter() - started
+    print(
+        f"fit learner ability on BKT+forgetting: {took:.1f} s; prior weight "
+        f"{ability.prior_weight:.2f}, learn weight {ability.learn_weight:.2f}, pseudo-count "
+        f"{ability.pseudo_count:.2f}; train log-lik {ll_off:.1f} -> {ll_on:.1f}"
+    )
+    predictors: dict[str, Predictor] = {"BKT+forgetting+ability": bkt_stream(forgetting, ability)}
+    predictors |= {
         name: bkt_stream({s: r.params for s, r in fit.items()}) for name, fit in fits.items()
     }
     predictors["BKT, uncapped P(learned)"] = float_bkt_stream(

@@ -8,6 +8,7 @@ simulator. One YAML or JSON document per tenant and version::
     version: 3
     effective_from: 2026-01-01T00:00:00Z     # applies to statements from this event time on
     model: bkt                               # or "elo"
+    ability: {prior_weight: 16, learn_weight: 8, pseudo_count: 10}   # optional, BKT only
     competencies:
       - id: ds.python.basics
         name: Python basics
@@ -39,9 +40,10 @@ learner keys with the deployment's salt (:func:`ref_to_key`), so the file never 
 
 A session's ``cohort`` (one of its programme's cohorts) says who is expected at it; without one,
 every learner of the programme is. The alerts service counts the sessions a learner missed from
-that (``python -m services.alerts.cli programmes load``). ``cohort`` was added after the first
-framework files were stored: it is left out of a document when unset, so a stored version's
-content hash (``services/progress``) stays what it was.
+that (``python -m services.alerts.cli programmes load``). ``cohort`` and the framework's
+``ability`` were added after the first framework files were stored: each is left out of a
+document when unset, so a stored version's content hash (``services/progress``) stays what it
+was.
 
 :func:`parse_documents` reads a file (the progress and alerts CLIs both load the same file).
 """
@@ -82,6 +84,17 @@ class BktParams(_Model):
     forget: Probability = 0.02
     guess: Annotated[float, Field(ge=0.0, le=0.5)] = 0.2
     slip: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
+
+
+class AbilityParams(_Model):
+    """Learner ability for BKT (``services/progress/mastery.py``): how far a learner's answers
+    so far ran above or below the model's predictions shifts, on the log-odds scale, the prior of
+    each competency the learner starts and the learn rate of every update. The weights 0 (the
+    default) turn it off; ``fit --ability`` estimates them from history."""
+
+    prior_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
+    learn_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
+    pseudo_count: Annotated[float, Field(gt=0.0, le=10_000.0)] = 10.0
 
 
 class Competency(_Model):
@@ -162,9 +175,17 @@ class Framework(_Model):
     version: Annotated[int, Field(ge=1)]
     effective_from: datetime
     model: Literal["bkt", "elo"] = "bkt"
+    ability: AbilityParams | None = None  # BKT only; None: off
     competencies: list[Competency] = Field(min_length=1)
     mappings: list[Mapping] = []
     programmes: list[Programme] = []
+
+    @model_serializer(mode="wrap")
+    def _unset_ability_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = cast(dict[str, Any], handler(self))
+        if self.ability is None:
+            data.pop("ability", None)
+        return data
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:

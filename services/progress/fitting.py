@@ -15,7 +15,10 @@ keeps the solution on the "learned means mostly correct" side. Several random re
 so a fit is reproducible) guard against local optima; the best log-likelihood wins. Convergence:
 the log-likelihood gains less than ``tol`` times its magnitude, or ``max_iter`` is reached.
 
-``python -m services.progress.fitting HISTORY.jsonl [--assistments] [-o params.json|.yaml]``
+``python -m services.progress.fitting HISTORY.jsonl [--assistments] [--ability] [-o FILE]``
+
+``--ability`` then fits the framework's learner-ability weights with those parameters
+(``ability_fit.py``) and writes them as the document's ``ability``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from typing import Any
 
 import orjson
 
-from shared.framework import BktParams
+from services.progress.ability_fit import fit_ability
+from shared.framework import AbilityParams, BktParams
 
 _FLOOR = 1e-6  # no parameter is fitted to exactly 0 or 1 (except forget when not fitted)
 
@@ -260,8 +264,10 @@ def read_assistments(path: Path) -> Iterator[Record]:
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def _document(results: dict[str, FitResult], opts: FitOptions) -> dict[str, Any]:
-    return {
+def _document(
+    results: dict[str, FitResult], opts: FitOptions, ability: AbilityParams | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "model": "bkt",
         "options": {
             "fit_forget": opts.fit_forget,
@@ -282,6 +288,9 @@ def _document(results: dict[str, FitResult], opts: FitOptions) -> dict[str, Any]
             for c, r in results.items()
         },
     }
+    if ability is not None:
+        doc["ability"] = ability.model_dump()
+    return doc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--assistments", action="store_true", help="input is the DKT CSV format")
     ap.add_argument("-o", "--output", type=Path, help=".json or .yaml; default JSON on stdout")
     ap.add_argument("--no-forget", action="store_true", help="plain BKT: forget fixed at 0")
+    ap.add_argument("--ability", action="store_true", help="also fit learner-ability weights")
     ap.add_argument("--max-guess", type=float, default=0.3)
     ap.add_argument("--max-slip", type=float, default=0.3)
     ap.add_argument("--restarts", type=int, default=5)
@@ -308,8 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     reader = read_assistments if args.assistments else read_jsonl
     started = time.perf_counter()
-    results = fit_all(reader(args.history), opts)
-    doc = _document(results, opts)
+    records = list(reader(args.history))
+    results = fit_all(records, opts)
+    ability = None
+    if args.ability:
+        ability, _, _ = fit_ability(records, {c: r.params for c, r in results.items()})
+    doc = _document(results, opts, ability)
     if args.output and args.output.suffix in {".yaml", ".yml"}:
         import yaml
 

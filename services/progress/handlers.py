@@ -24,7 +24,15 @@ from typing import Any, Final
 from services.progress.errors import StatementEvidenceError
 from services.progress.evidence import EvidenceError, RawEvidence, extract_raw, parse_duration
 from services.progress.frameworks import FrameworkRegistry, FrameworkVersion
-from services.progress.mastery import BktModel, EloModel, EloState, MasteryState, record_activity
+from services.progress.mastery import (
+    BktModel,
+    EloModel,
+    EloState,
+    MasteryState,
+    add_surprise,
+    learner_ability,
+    record_activity,
+)
 from services.progress.state import CompetencyState, LearnerRecord
 from services.progress.wire import EnvelopeView, encode_update, event_id_of, update_id_text
 from shared.events import EvidenceKind, ProgressUpdate
@@ -241,14 +249,23 @@ def _advance(  # noqa: PLR0917 - private, per event and competency: positional i
     evidence: RawEvidence,
     weight: float,
     spent: float,
+    ability: float,
 ) -> tuple[CompetencyState, float | None, float]:
     """The competency's state after one piece of evidence (``state``: its model state, fitted
-    to ``model``), the prediction before it (attempts) and the mastery after it."""
+    to ``model``; ``ability``: the learner's), the prediction before it (attempts) and the
+    mastery after it."""
     when = evidence.occurred_at
     prediction: float | None = None
     hints = current.hints
     if evidence.kind == "attempt" and evidence.correct is not None:
-        state = model.update(state, evidence.correct, weight, at=when, duration_s=spent)  # type: ignore[arg-type]
+        state = model.update(
+            state,  # type: ignore[arg-type]
+            evidence.correct,
+            weight,
+            at=when,
+            duration_s=spent,
+            ability=ability,
+        )
         # the update keeps the model's prediction before the answer (``model.predict`` of
         # the state it started from)
         prediction = state.last_prediction
@@ -319,11 +336,26 @@ class Processor:
             payload = _payload(statement_id, kind, **common, duration_s=evidence.duration_s)
             return self._outcome(env, event_text, record, duplicate, kind, [(None, payload)])
         comps = dict(record.competencies)
+        surprise = [record.surprise, record.surprise_weight]
         pairs, rows, daily = self._competencies(
-            env, evidence, version, comps, common, statement_id=statement_id, duplicate=duplicate
+            env,
+            evidence,
+            version,
+            comps,
+            common,
+            surprise=surprise,
+            statement_id=statement_id,
+            duplicate=duplicate,
         )
         if not duplicate:
-            record = record.after(event_bytes, when, self.recent_ids, comps, offset)
+            record = record.after(
+                event_bytes,
+                when,
+                self.recent_ids,
+                comps,
+                offset,
+                surprise=(surprise[0], surprise[1]),
+            )
         return self._outcome(env, event_text, record, duplicate, kind, pairs, rows, daily)
 
     @staticmethod
@@ -334,11 +366,13 @@ class Processor:
         comps: dict[str, CompetencyState],
         common: dict[str, Any],
         *,
+        surprise: list[float],
         statement_id: uuid.UUID | str,
         duplicate: bool,
     ) -> tuple[list[tuple[str | None, dict[str, Any]]], list[CompetencyRow], list[DailyRow]]:
         """The updates and rows of each competency of ``evidence``; ``comps`` (the learner's
-        states, a copy) takes their new states unless the statement is a ``duplicate``."""
+        states, a copy) takes their new states and ``surprise`` (the learner's surprise and its
+        weight, a copy) each attempt's, unless the statement is a ``duplicate``."""
         pairs: list[tuple[str | None, dict[str, Any]]] = []
         rows: list[CompetencyRow] = []
         daily: list[DailyRow] = []
@@ -350,10 +384,13 @@ class Processor:
         duration = evidence.duration_s
         spent = duration or 0.0
         models = version.models
+        abilities = version.framework.ability
+        # the learner's ability before this statement (all its competencies use the same)
+        ability = learner_ability(surprise[0], surprise[1], abilities) if abilities else 0.0
         for cid, weight in evidence.competencies:
             model = models[cid]
             held = comps.get(cid)
-            current = held or CompetencyState(model.initial())
+            current = held or CompetencyState(model.initial(ability))
             state = _fit(current.model, model)
             before: float | None = None
             prediction: float | None = None
@@ -362,8 +399,14 @@ class Processor:
                 after: float = model.mastery(state)  # type: ignore[arg-type]
             else:
                 before = model.mastery(state)  # type: ignore[arg-type]
-                new, prediction, after = _advance(current, state, model, evidence, weight, spent)
+                new, prediction, after = _advance(
+                    current, state, model, evidence, weight, spent, ability
+                )
                 held = comps[cid] = new
+                if prediction is not None:
+                    surprise[:] = add_surprise(
+                        surprise[0], surprise[1], bool(correct), prediction, weight
+                    )
             m = new.model
             mastered = after >= model.threshold
             # a ProgressUpdate as _payload builds it (fields in the model's order), built inline:

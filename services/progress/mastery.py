@@ -25,6 +25,16 @@ Monotonicity (tested): a correct answer never leaves mastery below a wrong one, 
 before means more after, whenever ``learn + forget < 1`` (any sensible parameter set).
 
 Counters (attempts, streaks) count every attempt regardless of weight.
+
+Learner ability (optional, per framework: ``AbilityParams``; off by default). Learners differ:
+one who has beaten the model's predictions on earlier competencies is likely to start the next
+one ahead and to learn it faster. The learner's *surprise* is the weighted sum of
+``correct - predicted`` over every attempt so far (any competency) and its weight; the ability
+is ``surprise / (weight + pseudo_count)`` (shrunk towards 0 while there is little evidence).
+A competency the learner starts gets ``prior_weight * ability`` added to its prior's log-odds,
+and each update uses the learn rate whose log-odds is moved by ``learn_weight * ability``
+(individualised priors and learn rates, as in Pardos & Heffernan, 2010; Yudelson et al., 2013).
+Two numbers per learner, constant work per event. ``fit --ability`` estimates the weights.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from shared.framework import BktParams, Framework
+from shared.framework import AbilityParams, BktParams, Framework
 
 MASTERY_THRESHOLD = 0.95
 LOGIT_CAP = 20.0  # |log-odds| bound: mastery in [2.1e-9, 1 - 2.1e-9]
@@ -134,8 +144,24 @@ def record_activity(state: S, at: datetime | None, duration_s: float = 0.0) -> S
 # --- BKT -------------------------------------------------------------------------------------
 
 
-def initial(params: BktParams = DEFAULT_BKT) -> MasteryState:
-    return MasteryState(log_odds=_cap(logit(params.prior)))
+def initial(params: BktParams = DEFAULT_BKT, prior_shift: float = 0.0) -> MasteryState:
+    """The state before any evidence; ``prior_shift`` is added to the prior's log-odds."""
+    return MasteryState(log_odds=_cap(logit(params.prior) + prior_shift))
+
+
+def learner_ability(surprise: float, weight: float, params: AbilityParams) -> float:
+    """The learner's ability (log-odds scale units per unit of surprise; see the module)."""
+    return surprise / (weight + params.pseudo_count)
+
+
+def add_surprise(
+    surprise: float, weight: float, correct: bool, prediction: float, evidence_weight: float = 1.0
+) -> tuple[float, float]:
+    """The learner's (surprise, weight) once an attempt predicted ``prediction`` is answered."""
+    return (
+        surprise + evidence_weight * ((1.0 if correct else 0.0) - prediction),
+        weight + evidence_weight,
+    )
 
 
 #: (params, (guess, slip, learn, forget) clipped) by ``id`` of the (immutable) parameter set,
@@ -165,9 +191,18 @@ def predict(state: MasteryState, params: BktParams = DEFAULT_BKT) -> float:
     return learned * (1.0 - slip) + (1.0 - learned) * guess
 
 
-def step_log_odds(log_odds: float, params: BktParams, correct: bool, weight: float = 1.0) -> float:
-    """One BKT opportunity on the log-odds of *learned*: evidence, then transition (see module)."""
+def step_log_odds(
+    log_odds: float,
+    params: BktParams,
+    correct: bool,
+    weight: float = 1.0,
+    learn_shift: float = 0.0,
+) -> float:
+    """One BKT opportunity on the log-odds of *learned*: evidence, then transition (see module);
+    ``learn_shift`` is added to the learn rate's log-odds."""
     guess, slip, learn, forget = _clipped(params)
+    if learn_shift:
+        learn = _clip(sigmoid(logit(learn) + learn_shift))
     # the pair, each side computed directly (no 1 - x cancellation)
     lrn, unl = sigmoid(log_odds), sigmoid(-log_odds)
     e_lrn, e_unl = (1.0 - slip, guess) if correct else (slip, 1.0 - guess)
@@ -190,6 +225,7 @@ def update(
     *,
     at: datetime | None = None,
     duration_s: float = 0.0,
+    learn_shift: float = 0.0,
 ) -> MasteryState:
     """The state after one attempt; records the prediction made before seeing the answer."""
     if not 0.0 < weight <= 1.0:
@@ -205,7 +241,7 @@ def update(
         last_event_at=_later(state.last_event_at, at),
         time_on_task_s=state.time_on_task_s + max(duration_s, 0.0),
         last_prediction=prediction,
-        log_odds=step_log_odds(state.log_odds, params, correct, weight),
+        log_odds=step_log_odds(state.log_odds, params, correct, weight, learn_shift),
     )
 
 
@@ -257,7 +293,7 @@ def elo_update(
 class MasteryModel(Protocol[S]):
     """What the progress worker needs from a model of one competency."""
 
-    def initial(self) -> S: ...
+    def initial(self, ability: float = 0.0) -> S: ...
 
     def predict(self, state: S) -> float: ...
 
@@ -269,6 +305,7 @@ class MasteryModel(Protocol[S]):
         *,
         at: datetime | None = None,
         duration_s: float = 0.0,
+        ability: float = 0.0,
     ) -> S: ...
 
     def mastery(self, state: S) -> float: ...
@@ -276,11 +313,16 @@ class MasteryModel(Protocol[S]):
 
 @dataclass(frozen=True, slots=True)
 class BktModel:
+    """``ability`` (the learner's, from :func:`learner_ability`) moves the prior and learn rate
+    by the framework's ``AbilityParams`` weights; without them it is ignored."""
+
     params: BktParams = DEFAULT_BKT
     threshold: float = MASTERY_THRESHOLD
+    ability_params: AbilityParams | None = None
 
-    def initial(self) -> MasteryState:
-        return initial(self.params)
+    def initial(self, ability: float = 0.0) -> MasteryState:
+        a = self.ability_params
+        return initial(self.params, a.prior_weight * ability if a and ability else 0.0)
 
     def predict(self, state: MasteryState) -> float:
         return predict(state, self.params)
@@ -293,8 +335,13 @@ class BktModel:
         *,
         at: datetime | None = None,
         duration_s: float = 0.0,
+        ability: float = 0.0,
     ) -> MasteryState:
-        return update(state, self.params, correct, weight, at=at, duration_s=duration_s)
+        a = self.ability_params
+        shift = a.learn_weight * ability if a and ability else 0.0
+        return update(
+            state, self.params, correct, weight, at=at, duration_s=duration_s, learn_shift=shift
+        )
 
     def mastery(self, state: MasteryState) -> float:
         return state.mastery
@@ -305,7 +352,7 @@ class EloModel:
     params: EloParams = EloParams()
     threshold: float = MASTERY_THRESHOLD
 
-    def initial(self) -> EloState:
+    def initial(self, ability: float = 0.0) -> EloState:  # noqa: ARG002 - Elo is ability
         return EloState(ability=self.params.initial_ability)
 
     def predict(self, state: EloState) -> float:
@@ -319,6 +366,7 @@ class EloModel:
         *,
         at: datetime | None = None,
         duration_s: float = 0.0,
+        ability: float = 0.0,  # noqa: ARG002 - the rating is the learner's own ability already
     ) -> EloState:
         return elo_update(state, self.params, correct, weight, at=at, duration_s=duration_s)
 
@@ -332,5 +380,5 @@ def model_for(framework: Framework, competency: str) -> BktModel | EloModel:
         return EloModel()
     for c in framework.competencies:
         if c.id == competency:
-            return BktModel(c.bkt or DEFAULT_BKT)
+            return BktModel(c.bkt or DEFAULT_BKT, ability_params=framework.ability)
     raise KeyError(f"competency {competency!r} is not in framework {framework.framework}")

@@ -13,6 +13,7 @@ Encoding (little-endian ``struct``; times as integer microseconds since the epoc
 
 * header ``<BIqqHH``: format version, events, first/last event time, ring length, competencies
 * (format 2) ``<q``: the source offset of the last statement applied (-1: none)
+* (format 3) ``<dd``: the learner's surprise and its weight (``mastery.add_surprise``)
 * the ring: 16 bytes per event id, oldest first
 * per competency: id length (1 byte) + UTF-8 id, then ``<Bd5I2qddq`` (69 bytes): model kind,
   log-odds or Elo ability, attempts, correct, correct streak, wrong streak, hints, last and
@@ -30,9 +31,10 @@ from typing import Final
 
 from services.progress.mastery import EloState, MasteryState
 
-FORMAT_VERSION: Final = 2  # 1: no offset (read as -1)
+FORMAT_VERSION: Final = 3  # 1: no offset (read as -1); 1 and 2: no surprise (read as 0)
 _HEADER = struct.Struct("<BIqqHH")
 _OFFSET = struct.Struct("<q")
+_SURPRISE = struct.Struct("<dd")
 _COMP = struct.Struct("<Bd5I2qddq")
 _NONE: Final = -(2**63)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -80,6 +82,10 @@ class LearnerRecord:
     packed: dict[str, tuple[CompetencyState, bytes]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    #: the learner's surprise (sum of ``correct - predicted`` over every attempt, weighted) and
+    #: its weight: the learner's ability, for frameworks that use it (``mastery.py``)
+    surprise: float = 0.0
+    surprise_weight: float = 0.0
 
     def seen(self, event_id: uuid.UUID) -> bool:
         return event_id.bytes in self.recent
@@ -91,10 +97,13 @@ class LearnerRecord:
         keep: int,
         competencies: dict[str, CompetencyState] | None = None,
         offset: int | None = None,
+        *,
+        surprise: tuple[float, float] | None = None,
     ) -> LearnerRecord:
         """The record once the statement ``event_id`` (``uuid.bytes``), of event time ``at``, is
-        applied: one more event, its id in the ring (the last ``keep``), its ``competencies``
-        (default: unchanged) and source ``offset`` (default: unchanged). One object per statement
+        applied: one more event, its id in the ring (the last ``keep``), its ``competencies``,
+        source ``offset`` and ``surprise`` with its weight (each by default unchanged). One
+        object per statement
         (``dataclasses.replace`` or a chain of copies costs more than the rest of this)."""
         recent = (*self.recent, event_id)[-keep:]
         first = at if self.first_event_at is None else min(self.first_event_at, at)
@@ -107,6 +116,7 @@ class LearnerRecord:
             self.competencies if competencies is None else competencies,
             self.offset if offset is None else offset,
             self.packed,
+            *((self.surprise, self.surprise_weight) if surprise is None else surprise),
         )
 
 
@@ -146,6 +156,7 @@ def encode(record: LearnerRecord) -> bytes:
             len(record.competencies),
         ),
         _OFFSET.pack(record.offset),
+        _SURPRISE.pack(record.surprise, record.surprise_weight),
         *record.recent,
     ]
     packed = record.packed
@@ -165,13 +176,17 @@ def decode(raw: bytes | None) -> LearnerRecord:
     if not raw:
         return LearnerRecord()
     version, events, first, last, n_ids, n_comps = _HEADER.unpack_from(raw, 0)
-    if version not in {1, FORMAT_VERSION}:
+    if version not in {1, 2, FORMAT_VERSION}:
         raise ValueError(f"unknown learner record format {version}")
     pos = _HEADER.size
     offset = -1
     if version >= 2:  # the format that added it
         (offset,) = _OFFSET.unpack_from(raw, pos)
         pos += _OFFSET.size
+    surprise = weight = 0.0
+    if version >= 3:  # the format that added them
+        surprise, weight = _SURPRISE.unpack_from(raw, pos)
+        pos += _SURPRISE.size
     recent = tuple(raw[pos + 16 * i : pos + 16 * (i + 1)] for i in range(n_ids))
     pos += 16 * n_ids
     comps: dict[str, CompetencyState] = {}
@@ -201,4 +216,6 @@ def decode(raw: bytes | None) -> LearnerRecord:
         )
         c = comps[cid] = CompetencyState(model, hints, _dt(first_at), _dt(mastered))
         packed[cid] = (c, raw[start:pos])  # exactly what :func:`_pack` gives for it
-    return LearnerRecord(events, _dt(first), _dt(last), recent, comps, offset, packed)
+    return LearnerRecord(
+        events, _dt(first), _dt(last), recent, comps, offset, packed, surprise, weight
+    )

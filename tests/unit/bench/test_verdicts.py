@@ -1,4 +1,4 @@
-"""The verdict lines ``bench/run_all.py`` writes under the ingest and validation sections."""
+"""The verdict lines ``bench/run_all.py`` writes (ingest, validation, mastery accuracy)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,21 @@ def test_validation_verdict_with_and_without_ralph() -> None:
     # 25,000 / 7,600 = 3.29x; 13,900 / 2,259 = 6.15x
     assert "the target is 3.29x Ralph's rate in the issue, ours 6.15x" in both
     assert "(at or above that multiple)" in both
+
+
+MASTERY = """model                        AUC    RMSE  stream s   events/s
+BKT+forgetting+ability  {with_:.4f}  0.3853      1.17     100452
+BKT+forgetting            0.8261  0.3878      0.85     137758
+BKT                       0.8089  0.3963      0.65     180232
+"""
+
+
+def test_mastery_verdict_names_the_model_that_reached_the_target_and_the_plain_figure() -> None:
+    met = run_all._mastery_verdict(MASTERY.format(with_=0.8308))
+    assert "met by BKT with forgetting and learner ability (0.8308)" in met
+    assert "BKT with forgetting alone 0.8261" in met
+    missed = run_all._mastery_verdict(MASTERY.format(with_=0.8299))
+    assert "**not met yet** (0.8299)" in missed
+    worse = run_all._mastery_verdict(MASTERY.format(with_=0.8200))
+    assert "**not met yet** (0.8261)" in worse  # the better of the two is reported
+    assert run_all._mastery_verdict("no table") == ""
