@@ -16,6 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
+from services.progress.mastery import logit, sigmoid
 from shared.framework import AbilityParams, BktParams
 
 Record = tuple[str, str, bool]  # competency, learner, correct (``fitting.Record``)
@@ -27,18 +28,6 @@ _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _Histories = list[list[tuple[int, bool]]]
 #: per competency index: (prior log-odds, learn log-odds, forget, guess, slip)
 _Table = list[tuple[float, float, float, float, float]]
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, _EPS), 1.0 - _EPS)
-    return math.log(p) - math.log1p(-p)
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
 
 
 def prepare(
@@ -53,7 +42,7 @@ def prepare(
         if i is None:
             p = params.get(competency, default)
             i = index[competency] = len(table)
-            table.append((_logit(p.prior), _logit(p.learn), p.forget, p.guess, p.slip))
+            table.append((logit(p.prior), logit(p.learn), p.forget, p.guess, p.slip))
         by_learner[learner].append((i, bool(correct)))
     return list(by_learner.values()), table
 
@@ -70,7 +59,7 @@ def log_likelihood(histories: _Histories, table: _Table, ability: AbilityParams)
             z = surprise / (weight + n0)
             pl = learned.get(i)
             if pl is None:
-                pl = _sigmoid(prior + wp * z)
+                pl = sigmoid(prior + wp * z)
             pc = pl * (1.0 - slip) + (1.0 - pl) * guess
             pc = min(max(pc, _EPS), 1.0 - _EPS)
             if correct:
@@ -82,7 +71,7 @@ def log_likelihood(histories: _Histories, table: _Table, ability: AbilityParams)
                 post = pl * slip / (1.0 - pc)
                 surprise -= pc
             weight += 1.0
-            lr = _sigmoid(learn + wl * z)
+            lr = sigmoid(learn + wl * z)
             learned[i] = post * (1.0 - forget) + (1.0 - post) * lr
     return total
 
