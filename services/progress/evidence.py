@@ -38,13 +38,13 @@ Mode: ``MODE_EXTENSION`` (``"practice"`` / ``"assessment"``, in context or objec
 wins; else an object or context-parent activity type in ``ASSESSMENT_TYPES`` means assessment;
 else attempts are practice.
 
-Time on task: ``result.duration``, an ISO 8601 duration (``parse_duration``); invalid -> None.
+Time on task: ``result.duration``, an ISO 8601 duration
+(:func:`services.progress.durations.parse_duration`); invalid -> None.
 Event time: ``timestamp``, else ``stored``, else the caller's ``default_time``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +52,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from services.progress.durations import cached_duration
 from shared.framework import Framework
 
 PASS_SCORE = 0.5
@@ -129,51 +130,6 @@ class Evidence(BaseModel):
     duration_s: float | None = None
     programme_id: str | None = None  # attendance
     session_id: str | None = None
-
-
-# --- ISO 8601 durations ------------------------------------------------------------------------
-
-_NUM = r"(\d+(?:[.,]\d+)?)"
-_DURATION = re.compile(
-    rf"^P(?:{_NUM}W|(?:{_NUM}D)?(?:T(?=\d)(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?)$", re.ASCII
-)
-_UNIT_SECONDS = (604800.0, 86400.0, 3600.0, 60.0, 1.0)
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in an ISO 8601 duration: ``PnW`` or ``P[nD][T[nH][nM][nS]]``.
-
-    Strict: at least one component; a fraction (``.`` or ``,``) only on the last one; no sign.
-    Years and months are refused -- their length in seconds is ambiguous.
-    """
-    m = _DURATION.match(text)
-    if not m:
-        raise ValueError(f"not an ISO 8601 duration (weeks, days, hours, minutes, seconds): {text}")
-    parts = [(g, u) for g, u in zip(m.groups(), _UNIT_SECONDS, strict=True) if g is not None]
-    if not parts:
-        raise ValueError(f"empty ISO 8601 duration: {text}")
-    if any(("." in g or "," in g) for g, _ in parts[:-1]):
-        raise ValueError(f"only the last component of a duration may have a fraction: {text}")
-    return sum(float(g.replace(",", ".")) * u for g, u in parts)
-
-
-_DURATIONS: dict[str, float | None] = {}  # a few distinct texts in practice; bounded
-
-
-def _cached_duration(text: Any) -> float | None:
-    """:func:`parse_duration` of ``text`` if it is a string, None if it is not or is invalid."""
-    if not isinstance(text, str):
-        return None
-    if text in _DURATIONS:
-        return _DURATIONS[text]
-    try:
-        value: float | None = parse_duration(text)
-    except ValueError:
-        value = None
-    if len(_DURATIONS) >= 2_048:
-        _DURATIONS.clear()
-    _DURATIONS[text] = value
-    return value
 
 
 # --- the framework, indexed once -----------------------------------------------------------------
@@ -444,7 +400,7 @@ def extract_raw(
     # none at all (the common case): nothing to look at in them (empty ones are skipped)
     exts = () if sources == _NO_EXTENSIONS else [_obj(x) for x in sources]
 
-    duration_s = _cached_duration(result.get("duration"))
+    duration_s = cached_duration(result.get("duration"))
     found = _match(index, obj, definition, result, context, activities)
     success = result.get("success")
     if type(success) is bool and "score" not in result:  # what _attempt says of it, sooner

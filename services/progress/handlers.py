@@ -21,8 +21,9 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
+from services.progress.durations import cached_duration
 from services.progress.errors import StatementEvidenceError
-from services.progress.evidence import EvidenceError, RawEvidence, extract_raw, parse_duration
+from services.progress.evidence import EvidenceError, RawEvidence, extract_raw
 from services.progress.frameworks import FrameworkRegistry, FrameworkVersion
 from services.progress.mastery import (
     BktModel,
@@ -210,14 +211,9 @@ def _statement_id(statement: dict[str, Any], fallback: str) -> uuid.UUID | str:
 
 
 def _duration(statement: dict[str, Any]) -> float | None:
+    """``result.duration`` in seconds; None if absent or invalid."""
     result = statement.get("result")
-    text = result.get("duration") if isinstance(result, dict) else None
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError:
-        return None
+    return cached_duration(result.get("duration")) if isinstance(result, dict) else None
 
 
 def _fit(state: MasteryState | EloState, model: BktModel | EloModel) -> MasteryState | EloState:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.progress.durations import cached_duration, general_duration, parse_duration
 from services.progress.evidence import (
     HINT_EXTENSION,
     HINT_VERB,
@@ -16,7 +17,6 @@ from services.progress.evidence import (
     EvidenceError,
     FrameworkIndex,
     extract_evidence,
-    parse_duration,
 )
 from shared.framework import Framework
 
@@ -299,3 +299,32 @@ def test_parse_duration_is_strict(text: str) -> None:
 def test_parse_duration_round_trips(d: int, h: int, m: int, s: int, ms: int) -> None:
     text = f"P{d}DT{h}H{m}M{s}.{ms:03d}S"
     assert parse_duration(text) == pytest.approx(d * 86400 + h * 3600 + m * 60 + s + ms / 1000)
+
+
+@given(
+    st.from_regex(r"PT[0-9]{1,7}([.,][0-9]{1,4})?S", fullmatch=True)
+    | st.from_regex(r"P[0-9T.,HMSDW]{0,9}", fullmatch=True)
+    | st.text(alphabet="PT0123456789.,S\n", max_size=10)
+)
+def test_seconds_only_reads_as_the_general_rule(text: str) -> None:
+    """The seconds-only shortcut gives exactly the general rule's value (same float, not
+    approximately), and whatever it does not take goes by the general rule, errors included."""
+    try:
+        expected: float | None = general_duration(text)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(text)
+        assert cached_duration(text) is None
+    else:
+        assert parse_duration(text) == expected
+        assert cached_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("PT22.16S", 22.16), ("PT0S", 0.0), ("PT1,5S", 1.5), ("PT5S\n", 5.0), ("PT007.50S", 7.5)],
+)
+def test_seconds_only_values(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds == general_duration(text)
