@@ -16,9 +16,10 @@ from faust.types.tuples import Message
 from prometheus_client import CollectorRegistry
 
 from services.ingest.handlers import authority_for, prepare
+from services.progress import repository as repo
 from services.progress.agents import RawSchema, source_topic, table_reader
 from services.progress.frameworks import FrameworkRegistry
-from services.progress.handlers import Processor, UpdateOut
+from services.progress.handlers import CompetencyRow, DailyRow, Processor, UpdateOut
 from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import ACCEPTED, Pipeline
 from services.progress.state import LearnerRecord, decode, encode
@@ -100,6 +101,54 @@ def test_update_bytes_equal_the_models_for_simulated_statements() -> None:
         records[p.key] = out.record
         kinds.add(out.evidence)
     assert kinds >= {"attempt", "attendance", "activity"}
+
+
+COMPETENCY_COLUMNS = (
+    "tenant",
+    "learner_key",
+    "competency",
+    "framework",
+    "framework_version",
+    "mastery",
+    "mastered",
+    "attempts",
+    "correct_total",
+    "correct_streak",
+    "wrong_streak",
+    "hints",
+    "time_on_task_s",
+    "first_event_at",
+    "last_event_at",
+    "mastered_at",
+)
+
+
+def test_projection_rows_encode_as_objects_of_the_table_columns() -> None:
+    """The rows go to PostgreSQL as one JSON array of objects per batch (``json_to_recordset``):
+    each row an object of its table's columns, in order, with its values as orjson writes them
+    (the rows keep a ``__dict__`` for speed: nothing else may show up in their JSON)."""
+    rows: list[CompetencyRow] = []
+    daily: list[DailyRow] = []
+    registry = FrameworkRegistry(SALT)
+    registry.replace_all([framework()])
+    proc = Processor(registry, 8)
+    record = LearnerRecord()
+    for i, (activity, ok) in enumerate([("q1", True), ("q1", False), ("video", None)]):
+        p = prepared(activity=activity, success=ok, parent=COURSE, at=T0 + timedelta(minutes=i))
+        out = proc.process(parse_statement_envelope(p.envelope, ACCEPTED), record)
+        record = out.record
+        rows += out.competencies
+        daily += out.daily
+    assert {r.competency for r in rows} == {"py.basics", "py.loops"}
+    assert any(r.mastered_at is None for r in rows)
+    want = [dict(zip(COMPETENCY_COLUMNS, r.values(), strict=True)) for r in rows]
+    assert repo._json(rows) == orjson.dumps(want).decode()
+    want_daily = [
+        {"tenant": d.tenant, "learner_key": d.learner_key, "competency": d.competency,
+         "day": d.day, "mastery": d.mastery}
+        for d in daily
+    ]  # fmt: skip
+    assert repo._json(daily) == orjson.dumps(want_daily).decode()
 
 
 def test_update_bytes_equal_the_models_without_a_framework_and_with_weights() -> None:
