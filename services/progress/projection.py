@@ -25,8 +25,8 @@ from typing import Any
 import asyncpg
 
 from services.progress import repository as repo
-from services.progress.handlers import ActivityRow, CompetencyRow, DailyRow, Outcome
 from services.progress.metrics import ProgressMetrics
+from services.progress.outcome import ActivityRow, CompetencyRow, DailyRow, Outcome
 from shared import watermarks
 from shared.errors import is_retriable
 

@@ -214,7 +214,7 @@ async def upsert_projection(
     """Absolute values keyed by their natural keys (each key at most once per call).
 
     Each row is an object orjson encodes with the table's column names as keys: a dict or a
-    dataclass (:class:`~services.progress.handlers.CompetencyRow`, :class:`DailyRow`, ...)."""
+    dataclass (:class:`~services.progress.outcome.CompetencyRow`, :class:`DailyRow`, ...)."""
     if competencies:
         await conn.execute(_UPSERT_COMPETENCY, _json(competencies))
     if daily:

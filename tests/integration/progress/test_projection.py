@@ -14,8 +14,9 @@ from services.progress import repository as repo
 from services.progress.app import migrate
 from services.progress.errors import FrameworkConflictError
 from services.progress.frameworks import FrameworkRegistry
-from services.progress.handlers import Outcome, Processor
+from services.progress.handlers import Processor
 from services.progress.metrics import ProgressMetrics
+from services.progress.outcome import Outcome
 from services.progress.projection import Projector
 from services.progress.state import LearnerRecord
 from shared import watermarks

@@ -8,7 +8,8 @@ import pytest
 
 from services.progress.errors import StatementEvidenceError
 from services.progress.frameworks import FrameworkRegistry
-from services.progress.handlers import Processor, UpdateOut
+from services.progress.handlers import Processor
+from services.progress.outcome import UpdateOut
 from services.progress.state import LearnerRecord, decode, encode
 from services.progress.wire import update_event_id
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope

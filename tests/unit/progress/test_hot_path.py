@@ -19,8 +19,9 @@ from services.ingest.handlers import authority_for, prepare
 from services.progress import repository as repo
 from services.progress.agents import RawSchema, source_topic, table_reader
 from services.progress.frameworks import FrameworkRegistry
-from services.progress.handlers import CompetencyRow, DailyRow, Processor, UpdateOut
+from services.progress.handlers import Processor
 from services.progress.metrics import ProgressMetrics
+from services.progress.outcome import CompetencyRow, DailyRow, UpdateOut
 from services.progress.pipeline import ACCEPTED, Pipeline
 from services.progress.state import LearnerRecord, decode, encode
 from services.progress.wire import (
