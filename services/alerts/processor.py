@@ -287,12 +287,13 @@ class Processor:
                 table[key] = value
 
     def _count(self, outcomes: list[str], elapsed: float) -> None:
-        for outcome in outcomes:  # dead letters were counted when sent
-            if outcome == "applied":
-                self._applied.inc()
+        # dead letters were counted when sent
+        if applied := outcomes.count("applied"):
+            self._applied.inc(applied)
+            for _ in range(applied):
                 self._metrics.process_latency.observe(elapsed)
-            elif outcome == "duplicate":
-                self._duplicate.inc()
+        if duplicate := outcomes.count("duplicate"):
+            self._duplicate.inc(duplicate)
 
     async def _apply_all(self, items: list[_Item], marks: Marks | None = None) -> dict[int, str]:
         """Apply ``items`` in one transaction (one per item if that fails for good);
