@@ -29,8 +29,9 @@ from services.alerts.delivery import DeliveryWorker
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.names import LearnerNames
 from services.alerts.outbox import OutboxRelay
-from services.alerts.processor import Processor, SettingsStore, deadletter_record
+from services.alerts.processor import Processor
 from services.alerts.scanner import Scanner
+from services.alerts.settings_store import SettingsStore, deadletter_record
 from services.alerts.staff import StaffAuth
 from services.alerts.web import AlertsContext, make_app
 from shared.db import create_pool, ping

@@ -1,7 +1,7 @@
 """SQL of alert changes, set-based: a batch of detector signals locks its alerts in one
-statement, writes the alerts it changed in at most two, and records all its changes (history,
-outbox, deliveries, NOTIFYs) in one (:mod:`services.alerts.changes`). Callers own the
-transaction."""
+statement, reads the latest resolutions it needs in one, then writes the alerts it changed and
+opened and records all its changes (history, outbox, deliveries, NOTIFYs) in one
+(:mod:`services.alerts.changes`). Callers own the transaction."""
 
 from __future__ import annotations
 
@@ -84,33 +84,26 @@ _UPDATE_TYPES = (
 )  # fmt: skip
 
 
-def _unnest(names: Sequence[str], types: Sequence[str]) -> str:
-    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=1))
+def _unnest(names: Sequence[str], types: Sequence[str], start: int) -> str:
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, start=start))
     return f"unnest({arrays}) AS u({', '.join(names)})"
 
 
-_INSERT_ALERTS = (
-    f"INSERT INTO alerts ({', '.join(_INSERTED)})"  # noqa: S608 - our own column names
-    f" SELECT * FROM {_unnest(_INSERTED, _INSERT_TYPES)}"
+# The alerts a batch of signals changed and opened, as they are after it, for
+# :func:`record_changes` (its parameters from $14). Updates first: an alert the batch resolved
+# leaves its place (one alert not resolved per key) to the one it opened after; the insert
+# reads ``updated`` (count >= 0 always holds) so it runs once the update is complete.
+_FIRST_UPDATED = 14
+_FIRST_INSERTED = _FIRST_UPDATED + len(_UPDATED)
+_SETS = ", ".join(f"{c} = u.{c}" for c in _UPDATED[1:])
+_UPDATE_FROM = _unnest(_UPDATED, _UPDATE_TYPES, _FIRST_UPDATED)
+_INSERT_FROM = _unnest(_INSERTED, _INSERT_TYPES, _FIRST_INSERTED)
+_SAVE_ALERTS = (
+    f"updated AS (UPDATE alerts a SET {_SETS}, updated_at = now()"  # noqa: S608 - our own names
+    f" FROM {_UPDATE_FROM} WHERE a.id = u.id RETURNING 1),"
+    f" inserted AS (INSERT INTO alerts ({', '.join(_INSERTED)}) SELECT u.* FROM {_INSERT_FROM}"
+    " WHERE (SELECT count(*) FROM updated) >= 0)"
 )
-_UPDATE_ALERTS = (
-    "UPDATE alerts a SET "  # noqa: S608 - our own column names
-    + ", ".join(f"{c} = u.{c}" for c in _UPDATED[1:])
-    + f", updated_at = now() FROM {_unnest(_UPDATED, _UPDATE_TYPES)} WHERE a.id = u.id"
-)
-
-
-async def save_alerts(
-    conn: Conn, inserted: Sequence[dict[str, Any]], updated: Sequence[dict[str, Any]]
-) -> None:
-    """Write the alerts a batch of signals opened (``inserted``) and changed (``updated``, rows
-    locked by :func:`lock_active`) as they are after the batch: one statement each. Updates
-    first: an alert the batch resolved leaves its place (one alert not resolved per key) to
-    the one it opened after."""
-    if updated:
-        await conn.execute(_UPDATE_ALERTS, *([a[c] for a in updated] for c in _UPDATED))
-    if inserted:
-        await conn.execute(_INSERT_ALERTS, *([a[c] for a in inserted] for c in _INSERTED))
 
 
 # One round trip for all the changes of a batch, in order: the history entries, the outbox
@@ -120,7 +113,7 @@ async def save_alerts(
 # Data-modifying CTEs run exactly once whether or not the main query reads them; rows get
 # their ids (bigserial) in the order of the ORDER BY.
 _RECORD_CHANGES = """
-WITH c AS (
+WITH {save}c AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::jsonb[], $8::text[], $9::bytea[], $10::bytea[], $11::text[])
         WITH ORDINALITY
@@ -146,6 +139,8 @@ SELECT n,
        CASE WHEN n > 0 AND $13::text IS NOT NULL THEN pg_notify($13, '') END AS hooks_notified
 FROM (SELECT count(*) AS n FROM hooks) AS queued_hooks
 """
+_RECORD_ONLY = _RECORD_CHANGES.format(save="")
+_SAVE_AND_RECORD = _RECORD_CHANGES.format(save=_SAVE_ALERTS + ", ")
 
 
 @dataclass(frozen=True)
@@ -171,13 +166,18 @@ async def record_changes(
     *,
     outbox_channel: str | None,
     deliveries_channel: str | None,
+    inserted: Sequence[dict[str, Any]] = (),
+    updated: Sequence[dict[str, Any]] = (),
 ) -> int:
     """Write ``changes`` in order (history, outbox, deliveries) and notify the given channels
-    (the deliveries one only if a delivery was queued); returns the deliveries queued."""
+    (the deliveries one only if a delivery was queued); returns the deliveries queued. In the
+    same statement, first: the alerts a batch of signals opened (``inserted``) and changed
+    (``updated``, rows locked by :func:`lock_active`) as they are after the batch."""
     if not changes:
         return 0
+    save = bool(inserted or updated)
     queued = await conn.fetchval(
-        _RECORD_CHANGES,
+        _SAVE_AND_RECORD if save else _RECORD_ONLY,
         [c.alert_id for c in changes],
         [c.event_id for c in changes],
         [c.action for c in changes],
@@ -191,5 +191,7 @@ async def record_changes(
         [c.team for c in changes],
         outbox_channel,
         deliveries_channel,
+        *(([a[c] for a in updated] for c in _UPDATED) if save else ()),
+        *(([a[c] for a in inserted] for c in _INSERTED) if save else ()),
     )
     return int(queued)

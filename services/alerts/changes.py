@@ -10,7 +10,8 @@
 
 A batch of detector signals (:meth:`Changes.apply_signals`) costs a few statements whatever its
 size: its alerts are locked and read at once, decided in memory
-(:mod:`services.alerts.signal_batch`), written back at once and their changes recorded at once.
+(:mod:`services.alerts.signal_batch`), then written back and their changes recorded in one
+statement.
 
 So a change is committed with its event and its notifications, or not at all, and neither
 Kafka nor a slow webhook can block the caller.
@@ -142,12 +143,21 @@ class Changes:
         )
 
     async def _record(
-        self, conn: repo.Conn, changes: Sequence[change_repo.Change], outcome: Outcome
+        self,
+        conn: repo.Conn,
+        changes: Sequence[change_repo.Change],
+        outcome: Outcome,
+        *,
+        inserted: Sequence[dict[str, Any]] = (),
+        updated: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Write ``changes`` in one statement, with the NOTIFYs the transaction still needs."""
+        """Write ``changes`` in one statement, with the NOTIFYs the transaction still needs
+        (and, first, the alerts ``inserted`` and ``updated``)."""
         queued = await change_repo.record_changes(
             conn,
             changes,
+            inserted=inserted,
+            updated=updated,
             outbox_channel=(
                 None if self._outbox_channel in outcome.notified else self._outbox_channel
             ),
@@ -187,8 +197,8 @@ class Changes:
         the ones before it, in a few statements whatever their number: the alerts of their keys
         that are not resolved are locked and read at once (and the latest resolutions, where a
         ``raise`` may need the cooldown), the decisions are made in memory
-        (:class:`SignalBatch`), then the alerts changed are written and the changes recorded
-        (history, outbox, deliveries), each set in one statement."""
+        (:class:`SignalBatch`), then the alerts changed and opened are written and the changes
+        recorded (history, outbox, deliveries), all in one statement."""
         if not signals:
             return []
         keys = {key_of(t, lk, s) for t, lk, s, _ in signals}
@@ -224,7 +234,6 @@ class Changes:
             elif decision == "resolve":
                 pending.append(batch.resolve(key, signal, cause))
         if pending:
-            await change_repo.save_alerts(conn, batch.inserted(), batch.updated())
             changes = [
                 self._change(
                     p.alert,
@@ -237,7 +246,9 @@ class Changes:
                 )
                 for p in pending
             ]
-            await self._record(conn, changes, outcome)
+            await self._record(
+                conn, changes, outcome, inserted=batch.inserted(), updated=batch.updated()
+            )
         return decisions
 
     # --- staff and timers ------------------------------------------------------------------

@@ -49,49 +49,63 @@ def evidential(attempt: Attempt, rule: WheelRule) -> bool:
     return attempt.duration_s is None or attempt.duration_s >= rule.min_answer_s
 
 
+def _since_mastery(comp: CompetencyState, rule: WheelRule) -> tuple[list[Attempt], list[bool]]:
+    """:func:`attempts_since_mastery` and, for each of those attempts, :func:`evidential`."""
+    since: list[Attempt] = []
+    flags: list[bool] = []
+    streak = 0
+    for attempt in comp.recent:
+        since.append(attempt)
+        counts = evidential(attempt, rule)
+        flags.append(counts)
+        if not counts:
+            continue
+        streak = streak + 1 if attempt.correct else 0
+        if streak >= rule.correct_in_a_row:
+            since, flags, streak = [], [], 0
+    return since, flags
+
+
 def attempts_since_mastery(comp: CompetencyState, rule: WheelRule) -> list[Attempt]:
     """The attempts made since the learner last showed mastery -- ``correct_in_a_row``
     evidential correct answers in a row; attempts that are not evidence neither extend nor
     break a streak -- oldest first, within the ``RECENT_ATTEMPTS`` kept."""
-    since: list[Attempt] = []
-    streak = 0
-    for attempt in comp.recent:
-        since.append(attempt)
-        if not evidential(attempt, rule):
-            continue
-        streak = streak + 1 if attempt.correct else 0
-        if streak >= rule.correct_in_a_row:
-            since, streak = [], 0
-    return since
+    return _since_mastery(comp, rule)[0]
 
 
 def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> Verdict:
     """Attempts without mastery (see :mod:`services.alerts.rules` for the rule, its defaults
     and how they were tuned): the classic rule when ``max_attempts`` passed, earlier when the
-    answers since the last mastery were mostly wrong; held until mastery is shown."""
-    since = attempts_since_mastery(comp, rule)
+    answers since the last mastery were mostly wrong; held until mastery is shown. The
+    evidence is only built when the condition holds (the caller drops it otherwise)."""
+    since, flags = _since_mastery(comp, rule)
     if not since:  # mastery shown by the latest answers
         return False, "medium", {}
     # attempts before the window kept count too when no mastery was seen in the window
     run = len(since) + (comp.attempts - len(comp.recent) if len(since) == len(comp.recent) else 0)
-    answers = [a.correct for a in since if evidential(a, rule)]
+    answers = [a.correct for a, counts in zip(since, flags, strict=True) if counts]
     wrong = answers.count(False)
     recent_right = sum(answers[-rule.recent_window :])
     current = next((a.mastery for a in reversed(comp.recent) if a.mastery is not None), None)
-    evidence: dict[str, Any] = {
-        "attempts_without_mastery": run,
-        "wrong": wrong,
-        "not_evidence": len(since) - len(answers),
-        "correct": sum(answers),
-        "statement_ids": _ids(since),
-        "mastery_trajectory": _trajectory(comp),
-    }
-    if current is not None:
-        evidence["mastery"] = round(current, 4)
+
+    def evidence() -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "attempts_without_mastery": run,
+            "wrong": wrong,
+            "not_evidence": len(since) - len(answers),
+            "correct": sum(answers),
+            "statement_ids": _ids(since),
+            "mastery_trajectory": _trajectory(comp),
+        }
+        if current is not None:
+            found["mastery"] = round(current, 4)
+        return found
+
     struggling = recent_right <= rule.recent_max_correct
     if run >= rule.max_attempts and struggling and (current is None or current < rule.max_mastery):
-        evidence["rule"] = f"no {rule.correct_in_a_row} correct in a row in {rule.max_attempts}"
-        return True, "high", evidence
+        found = evidence()
+        found["rule"] = f"no {rule.correct_in_a_row} correct in a row in {rule.max_attempts}"
+        return True, "high", found
     if rule.early_enabled and run >= rule.early_min_attempts and wrong >= rule.early_min_wrong:
         window = [a for a in since if a.mastery is not None][-rule.slope_window :]
         masteries = [a.mastery for a in window if a.mastery is not None]
@@ -103,13 +117,15 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
             and slope < rule.early_min_slope
             and (predicted is None or predicted < rule.early_max_predicted)
         ):
-            evidence.update(slope=round(slope, 4))
-            evidence["rule"] = f"{wrong} wrong in {run} attempts without mastery"
-            return True, "medium", evidence
+            found = evidence()
+            found.update(slope=round(slope, 4))
+            found["rule"] = f"{wrong} wrong in {run} attempts without mastery"
+            return True, "medium", found
     if was_active:  # raised and no mastery shown since: keep it open
-        evidence["rule"] = "not mastered yet"
-        return True, "medium", evidence
-    return False, "medium", evidence
+        found = evidence()
+        found["rule"] = "not mastered yet"
+        return True, "medium", found
+    return False, "medium", {}
 
 
 def failure_streak(comp: CompetencyState, rule: FailureStreak) -> Verdict:

@@ -3,16 +3,17 @@ transaction for the whole batch. Called by the Faust agent (:mod:`services.alert
 the records of one sealed batch (:meth:`Processor.process` is a batch of one).
 
 Per batch: each learner's state is read from the table and decoded once, every update of the
-batch is run through the detectors in order (in memory), then one transaction inserts all the
-event ids into ``inbox`` (``ON CONFLICT DO NOTHING RETURNING`` tells which are new), upserts the
-learners' activity with one ``unnest`` statement (and, when the batch has any, the attendance at
-live sessions), advances the event clocks and the partitions' watermarks once and applies the
-signals of the new updates only, in order, in a few statements whatever their number
+batch is run through the detectors in order (in memory), then one transaction moves the
+partitions' watermarks, then ONE statement (:func:`repository.record_evidence
+<services.alerts.repository.record_evidence>`) inserts all the event ids into ``inbox`` (``ON
+CONFLICT DO NOTHING RETURNING`` tells which are new) and, when all of them are (a redelivery
+makes a second statement with the new ones only), upserts the learners' activity, the
+attendance at live sessions and the event clocks; then the signals of the new updates are
+applied, in order, in a few statements whatever their number
 (:meth:`Changes.apply_signals <services.alerts.changes.Changes.apply_signals>`: their alerts
 locked and read at once, decided in memory, written back at once). After the commit each
-learner's state is encoded
-and written to the table once (all of them in one ``write`` call: the agent sends their
-changelog records batched, to each learner's partition).
+learner's state is encoded and written to the table once (all of them in one ``write`` call: the
+agent sends their changelog records batched, to each learner's partition).
 
 Exactly-once effect under at-least-once delivery (unchanged by batching):
 
@@ -46,16 +47,14 @@ from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
-import orjson
 from pydantic import ValidationError
 
 from services.alerts import repository as repo
-from services.alerts import session_repository as sessions_repo
 from services.alerts.changes import Changes, Outcome
 from services.alerts.detectors import evaluate
 from services.alerts.metrics import AlertsMetrics
-from services.alerts.rules import DetectorSettings, resolve
 from services.alerts.sessions import attendance_rows
+from services.alerts.settings_store import SettingsStore
 from services.alerts.state import LearnerState, Signal, StateEncoder
 from shared import watermarks
 from shared.batching import DecodedValues
@@ -74,46 +73,6 @@ DeadLetter = Callable[[bytes | None, bytes, str, str], Awaitable[None]]
 Marks = tuple[str, dict[int, int]]
 #: writes ``[(table key, value), ...]`` to the learners table
 WriteEntries = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
-
-
-class SettingsStore:
-    """Detector settings per (tenant, programme), read from ``detector_settings`` and cached."""
-
-    def __init__(
-        self, pool: asyncpg.Pool[Any], ttl: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._pool = pool
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[DetectorSettings, float]] = {}
-
-    async def get(self, tenant: str, programme: str | None) -> DetectorSettings:
-        key = (tenant, programme or "")
-        hit = self._cache.get(key)
-        now = self._clock()
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        async with self._pool.acquire() as conn:
-            tenant_wide, per_programme = await repo.detector_overrides(conn, tenant, programme)
-        settings = resolve(tenant_wide, per_programme)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (settings, now + self._ttl)
-        return settings
-
-    def forget(self) -> None:
-        self._cache.clear()
-
-
-def deadletter_record(key: bytes | None, raw: bytes, reason: str, message: str) -> bytes:
-    return orjson.dumps(
-        {
-            "reason": reason,
-            "message": message[:1000],
-            "key": key.decode("utf-8", "replace") if key else None,
-            "original": raw.decode("utf-8", "replace"),
-        }
-    )
 
 
 @dataclass
@@ -171,6 +130,21 @@ def _clocks(items: Sequence[_Item]) -> dict[int, datetime]:
                 item.env.occurred_at if at is None else max(at, item.env.occurred_at)
             )
     return clocks
+
+
+async def _record_evidence(
+    conn: repo.Conn, event_ids: list[uuid.UUID], items: Sequence[_Item]
+) -> set[uuid.UUID]:
+    """:func:`repo.record_evidence` of ``items`` (their activity, attendance and clocks, written
+    only if every one of ``event_ids`` is new)."""
+    return await repo.record_evidence(
+        conn,
+        event_ids,
+        activity=_activity(items),
+        attendance=attendance_rows(_evidence(items)),
+        at=max(i.env.occurred_at for i in items) if items else None,
+        clocks=_clocks(items),
+    )
 
 
 class Processor:
@@ -313,12 +287,13 @@ class Processor:
                 table[key] = value
 
     def _count(self, outcomes: list[str], elapsed: float) -> None:
-        for outcome in outcomes:  # dead letters were counted when sent
-            if outcome == "applied":
-                self._applied.inc()
+        # dead letters were counted when sent
+        if applied := outcomes.count("applied"):
+            self._applied.inc(applied)
+            for _ in range(applied):
                 self._metrics.process_latency.observe(elapsed)
-            elif outcome == "duplicate":
-                self._duplicate.inc()
+        if duplicate := outcomes.count("duplicate"):
+            self._duplicate.inc(duplicate)
 
     async def _apply_all(self, items: list[_Item], marks: Marks | None = None) -> dict[int, str]:
         """Apply ``items`` in one transaction (one per item if that fails for good);
@@ -379,14 +354,10 @@ class Processor:
         async with self._pool.acquire() as conn, conn.transaction():
             if marks is not None:
                 await watermarks.move(conn, *marks)
-            new = await repo.claim_events(conn, [i.env.event_id for i in items])
+            new = await _record_evidence(conn, [i.env.event_id for i in items], items)
             fresh = [i for i in items if i.env.event_id in new]
-            if fresh:
-                await repo.touch_activities(conn, _activity(fresh))
-                await sessions_repo.record_attendance(conn, attendance_rows(_evidence(fresh)))
-                await repo.advance_clocks(
-                    conn, max(i.env.occurred_at for i in fresh), _clocks(fresh)
-                )
+            if fresh and len(new) < len(items):  # redeliveries: the others' effects only
+                await _record_evidence(conn, [], fresh)
             signals = [
                 (i.env.tenant, i.env.learner_key, signal, i.update.statement_id)
                 for i in fresh

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from services.alerts.routing import Rule
+from services.alerts.sessions import AttendanceRow
 
 if TYPE_CHECKING:
     import asyncpg
@@ -30,76 +31,98 @@ def deliveries_channel(schema: str) -> str:
 # --- stream effects ----------------------------------------------------------------------------
 
 
-async def claim_events(conn: Conn, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """Record ``event_ids`` as processed; returns those that were not already (the others
-    are redeliveries)."""
-    rows = await conn.fetch(
-        "INSERT INTO inbox (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
-        " RETURNING event_id",
-        list(event_ids),
-    )
-    return {r["event_id"] for r in rows}
+#: (tenant, learner_key, last activity, programme, business unit, programme since)
+ActivityRow = tuple[str, str, datetime, str | None, str | None, datetime | None]
+
+# One round trip for a batch's stream effects: the event ids claimed in ``inbox`` (``ON CONFLICT
+# DO NOTHING RETURNING``: those returned are new) and, only when every one of them was new (or
+# none was given), the learners' activity, the attendance at live sessions and the event clocks.
+# A sub-statement reading ``claimed`` runs after it completes. Rows in a fixed order (sorted by
+# the callers) for a fixed lock order.
+_RECORD_EVIDENCE = """
+WITH claimed AS (
+    INSERT INTO inbox (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING
+    RETURNING event_id
+), every AS (
+    SELECT count(*) = cardinality($1::uuid[]) AS new FROM claimed
+), activity AS (
+    INSERT INTO learner_activity
+        (tenant, learner_key, last_activity, programme, business_unit, programme_since)
+    SELECT u.* FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                           $7::timestamptz[]) AS u
+    WHERE (SELECT new FROM every)
+    ON CONFLICT (tenant, learner_key) DO UPDATE SET
+        last_activity = GREATEST(learner_activity.last_activity, EXCLUDED.last_activity),
+        programme = COALESCE(EXCLUDED.programme, learner_activity.programme),
+        business_unit = COALESCE(EXCLUDED.business_unit, learner_activity.business_unit),
+        programme_since = CASE
+            WHEN EXCLUDED.programme IS NULL THEN learner_activity.programme_since
+            WHEN EXCLUDED.programme IS DISTINCT FROM learner_activity.programme
+                THEN EXCLUDED.programme_since
+            ELSE LEAST(learner_activity.programme_since, EXCLUDED.programme_since)
+        END
+), attendance AS (
+    INSERT INTO session_attendance (tenant, programme, learner_key, session_id, attended_at)
+    SELECT u.* FROM unnest($8::text[], $9::text[], $10::text[], $11::text[],
+                           $12::timestamptz[]) AS u
+    WHERE (SELECT new FROM every)
+    ON CONFLICT (tenant, programme, learner_key, session_id) DO UPDATE
+    SET attended_at = EXCLUDED.attended_at
+    WHERE EXCLUDED.attended_at < session_attendance.attended_at
+), overall AS (
+    INSERT INTO event_clock (id, event_time) SELECT true, $13::timestamptz
+    WHERE $13::timestamptz IS NOT NULL AND (SELECT new FROM every)
+    ON CONFLICT (id) DO UPDATE
+    SET event_time = GREATEST(event_clock.event_time, EXCLUDED.event_time)
+), partitions AS (
+    INSERT INTO partition_clock (partition, event_time)
+    SELECT u.* FROM unnest($14::integer[], $15::timestamptz[]) AS u
+    WHERE (SELECT new FROM every)
+    ON CONFLICT (partition) DO UPDATE
+    SET event_time = GREATEST(partition_clock.event_time, EXCLUDED.event_time)
+)
+SELECT event_id FROM claimed
+"""
 
 
-async def touch_activities(
+async def record_evidence(
     conn: Conn,
-    rows: Sequence[tuple[str, str, datetime, str | None, str | None, datetime | None]],
-) -> None:
-    """The learners' last evidence (event time; a programme or business unit given replaces
-    the stored one) in one statement; ``rows`` are ``(tenant, learner_key, at, programme,
-    business_unit, programme_since)``, at most one per learner (``programme_since``: the
-    earliest of the rows' evidence naming ``programme``, kept while the programme stays)."""
-    if not rows:
-        return
-    tenants, keys, ats, programmes, units, sinces = (
-        list(column) for column in zip(*rows, strict=True)
-    )
-    await conn.execute(
-        """
-        INSERT INTO learner_activity
-            (tenant, learner_key, last_activity, programme, business_unit, programme_since)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
-                             $6::timestamptz[])
-        ON CONFLICT (tenant, learner_key) DO UPDATE SET
-            last_activity = GREATEST(learner_activity.last_activity, EXCLUDED.last_activity),
-            programme = COALESCE(EXCLUDED.programme, learner_activity.programme),
-            business_unit = COALESCE(EXCLUDED.business_unit, learner_activity.business_unit),
-            programme_since = CASE
-                WHEN EXCLUDED.programme IS NULL THEN learner_activity.programme_since
-                WHEN EXCLUDED.programme IS DISTINCT FROM learner_activity.programme
-                    THEN EXCLUDED.programme_since
-                ELSE LEAST(learner_activity.programme_since, EXCLUDED.programme_since)
-            END
-        """,
-        tenants,
-        keys,
-        ats,
-        programmes,
-        units,
-        sinces,
-    )
+    event_ids: Sequence[uuid.UUID],
+    *,
+    activity: Sequence[ActivityRow],
+    attendance: Sequence[AttendanceRow],
+    at: datetime | None,
+    clocks: dict[int, datetime],
+) -> set[uuid.UUID]:
+    """Record ``event_ids`` as processed and return those that were not already (the others
+    are redeliveries); only when all of them were new (or none is given), in the same
+    statement:
 
+    * the learners' last evidence (``activity``: at most one row per learner, sorted; event
+      time; a programme or business unit given replaces the stored one; ``programme_since``:
+      the earliest of the rows' evidence naming ``programme``, kept while the programme stays);
+    * the earliest attendance per learner and session (``attendance``, from
+      :func:`services.alerts.sessions.attendance_rows`);
+    * the largest event time applied (``at``, unless None) and the largest per partition
+      (``clocks``, rows in partition order).
 
-async def advance_clocks(conn: Conn, at: datetime, clocks: dict[int, datetime]) -> None:
-    """The largest event time applied (``at``) and the largest per partition (``clocks``),
-    in one statement (partition rows sorted: a fixed lock order)."""
+    When some were not new, nothing but the new ids is written: the caller records the
+    effects of the new ones with ``event_ids`` empty."""
     parts = sorted(clocks)
-    await conn.execute(
-        """
-        WITH overall AS (
-            INSERT INTO event_clock (id, event_time) VALUES (true, $1::timestamptz)
-            ON CONFLICT (id) DO UPDATE
-            SET event_time = GREATEST(event_clock.event_time, EXCLUDED.event_time)
-        )
-        INSERT INTO partition_clock (partition, event_time)
-        SELECT * FROM unnest($2::integer[], $3::timestamptz[])
-        ON CONFLICT (partition) DO UPDATE
-        SET event_time = GREATEST(partition_clock.event_time, EXCLUDED.event_time)
-        """,
+    rows = await conn.fetch(
+        _RECORD_EVIDENCE,
+        list(event_ids),
+        *_columns(activity, 6),
+        *_columns(attendance, 5),
         at,
         parts,
         [clocks[p] for p in parts],
     )
+    return {r["event_id"] for r in rows}
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def event_clock(conn: Conn) -> datetime | None:

@@ -52,10 +52,10 @@ from services.alerts import session_repository as sessions_repo
 from services.alerts.changes import Changes, Outcome
 from services.alerts.detectors import inactivity_signal
 from services.alerts.metrics import AlertsMetrics
-from services.alerts.processor import SettingsStore
 from services.alerts.rules import DEFAULTS, DetectorSettings
 from services.alerts.sessions import KIND as MISSED
 from services.alerts.sessions import Session, expected, walk
+from services.alerts.settings_store import SettingsStore
 
 log = logging.getLogger(__name__)
 

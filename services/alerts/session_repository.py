@@ -1,41 +1,20 @@
 """SQL of the live-session tables (``migrations/0004_live_sessions.sql``): the schedule loaded by
-the CLI, the attendance the stream records, the learners expected and the scanner's walk.
+the CLI, the learners expected and the scanner's walk (the attendance the stream records is
+written with the batch's other effects, :func:`services.alerts.repository.record_evidence`).
 Functions take a connection; callers own the transaction. The rules are in
 :mod:`services.alerts.sessions`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from services.alerts.sessions import AttendanceRow, Learner, Session, Walk
+from services.alerts.sessions import Learner, Session, Walk
 from shared.framework import Programme
 
 if TYPE_CHECKING:
     from services.alerts.repository import Conn
-
-
-async def record_attendance(conn: Conn, rows: Sequence[AttendanceRow]) -> None:
-    """The earliest attendance per learner and session (rows from
-    :func:`services.alerts.sessions.attendance_rows`); nothing to do without rows."""
-    if not rows:
-        return
-    tenants, programmes, keys, ids, ats = (list(c) for c in zip(*rows, strict=True))
-    await conn.execute(
-        """
-        INSERT INTO session_attendance (tenant, programme, learner_key, session_id, attended_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-        ON CONFLICT (tenant, programme, learner_key, session_id) DO UPDATE
-        SET attended_at = EXCLUDED.attended_at
-        WHERE EXCLUDED.attended_at < session_attendance.attended_at
-        """,
-        tenants,
-        programmes,
-        keys,
-        ids,
-        ats,
-    )
 
 
 async def enrol_from_evidence(conn: Conn) -> None:

@@ -196,3 +196,40 @@ async def test_a_batch_that_fails_is_applied_one_update_at_a_time(
     assert [h["action"] for h in history] == ["opened", "updated"]
     assert await running.fetchval("SELECT count(*) FROM outbox") == 2
     assert await running.fetchval("SELECT count(*) FROM inbox") == 5
+
+
+async def test_a_batch_with_redelivered_updates_records_the_effects_of_the_new_ones_only(
+    start_alerts: StartAlerts,
+) -> None:
+    running = await start_alerts()
+    minute = timedelta(minutes=1)
+    activity: dict[str, Any] = {"evidence": "activity", "competency": None, "duration_s": None}
+    old = progress(T0 + 5 * minute, programme="ds-old", business_unit="retail", **activity)
+    new = progress(T0 + 6 * minute, programme="ds-new", business_unit="sales", **activity)
+    for env in (old, new):
+        assert await running.apply(env) == "applied"
+    # ``old`` again (its state not in the table: only the inbox knows it) and a late update
+    late = progress(T0 + minute, programme=None, business_unit=None, **activity)
+    outcomes = await running.alerts.processor.process_batch(
+        [(env.key, env.to_bytes()) for env in (old, late)],
+        {},
+        partitions=[0, 0],
+        offsets=[3, 4],
+        topic="updates",
+    )
+    assert outcomes == ["duplicate", "applied"]
+    [row] = await running.fetch(
+        "SELECT last_activity, programme, business_unit, programme_since FROM learner_activity"
+    )
+    # what ``old`` then ``new`` left, plus the late update's (older) event time: nothing
+    assert row == {
+        "last_activity": T0 + 6 * minute,
+        "programme": "ds-new",
+        "business_unit": "sales",
+        "programme_since": T0 + 6 * minute,
+    }
+    clocks = await running.fetch("SELECT partition, event_time FROM partition_clock")
+    assert clocks == [{"partition": 0, "event_time": T0 + minute}]  # the late update's only
+    assert await running.fetchval("SELECT event_time FROM event_clock") == T0 + 6 * minute
+    marks = await running.fetch('SELECT partition, "offset" FROM watermarks')
+    assert marks == [{"partition": 0, "offset": 4}]
