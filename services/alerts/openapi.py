@@ -118,7 +118,9 @@ def _action(summary: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    note = {"note": {"type": "string", "maxLength": 4000}}
+    # what the bodies accept (services/alerts/web.py): PostgreSQL text holds no NUL character
+    no_nul = r"^[^\x00]*$"
+    note = {"note": {"type": "string", "maxLength": 4000, "pattern": no_nul}}
     params: list[dict[str, Any]] = [
         {
             "name": name,
@@ -196,7 +198,15 @@ def document() -> dict[str, Any]:
                 {
                     "type": "object",
                     "required": ["assignee"],
-                    "properties": {"assignee": {"type": "string"}, **note},
+                    "properties": {
+                        "assignee": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 200,
+                            "pattern": no_nul,
+                        },
+                        **note,
+                    },
                 },
             ),
             "/api/alerts/{alert_id}/snooze": _action(
