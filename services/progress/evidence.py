@@ -2,15 +2,7 @@
 
 Pure functions; the statement is the JSON object of an ingested (already validated) statement.
 
-Competencies: every mapping rule that matches contributes ``(competency, weight)``; a competency
-matched by several rules keeps its highest weight. Rules match on
-
-- ``activity_id``: ``object.id`` (the object being an Activity);
-- ``activity_type``: ``object.definition.type``;
-- ``context_parent``: any id in ``context.contextActivities.parent`` or ``.grouping``;
-- ``extension``: the key in ``object.definition.extensions``, ``result.extensions`` or
-  ``context.extensions`` with an equal value (a list value matches if any element is equal;
-  booleans equal only booleans, so ``true`` never equals ``1``).
+Competencies: the framework's mapping rules (:mod:`services.progress.mapping`).
 
 Kind, first that applies (a verb is named by the last path segment of its IRI, so the ADL,
 cmi5 and activitystrea.ms vocabularies all work):
@@ -46,13 +38,14 @@ Event time: ``timestamp``, else ``stored``, else the caller's ``default_time``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from services.progress.durations import cached_duration
+from services.progress.mapping import FrameworkIndex, as_list, json_obj, match_parts
 from shared.framework import Framework
 
 PASS_SCORE = 0.5
@@ -135,63 +128,7 @@ class Evidence(BaseModel):
 # --- the framework, indexed once -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FrameworkIndex:
-    """The mapping rules of one framework by what they match on; build once, use per event."""
-
-    framework: Framework
-    by_id: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    by_type: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    by_parent: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    by_ext: dict[str, list[tuple[Any, str, float]]] = field(default_factory=dict)
-    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, framework: Framework) -> FrameworkIndex:
-        index = cls(framework)
-        for m in framework.mappings:
-            rule, target = m.match, (m.competency, m.weight)
-            if rule.activity_id is not None:
-                index.by_id.setdefault(rule.activity_id, []).append(target)
-            elif rule.activity_type is not None:
-                index.by_type.setdefault(rule.activity_type, []).append(target)
-            elif rule.context_parent is not None:
-                index.by_parent.setdefault(rule.context_parent, []).append(target)
-            elif rule.extension is not None:
-                ext = rule.extension
-                index.by_ext.setdefault(ext.key, []).append((ext.value, *target))
-        for p in framework.programmes:
-            for s in p.sessions:
-                index.sessions[s.activity_id] = (p.id, s.id)
-        return index
-
-
 # --- extraction --------------------------------------------------------------------------------
-
-
-_EMPTY: Mapping[str, Any] = {}
-
-
-def _obj(value: Any) -> Mapping[str, Any]:
-    if type(value) is dict:  # the common case (JSON): skips the slower ABC check
-        return value
-    return value if isinstance(value, Mapping) else _EMPTY
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _same(rule: Any, value: Any) -> bool:
-    if isinstance(value, list):
-        return any(_same(rule, v) for v in value)
-    if isinstance(rule, bool) or isinstance(value, bool):
-        return isinstance(rule, bool) and isinstance(value, bool) and rule == value
-    if isinstance(rule, int | float) and isinstance(value, int | float):
-        return float(rule) == float(value)
-    return isinstance(value, str) and isinstance(rule, str) and rule == value
 
 
 def _time(value: Any) -> datetime | None:
@@ -229,7 +166,7 @@ def _number(value: Any) -> float | None:
 
 def _attempt(result: Mapping[str, Any]) -> tuple[bool, float | None] | None:
     """(correct, scaled score) when the result makes the statement an attempt."""
-    score = _obj(result.get("score"))
+    score = json_obj(result.get("score"))
     scaled = _number(score.get("scaled"))
     if scaled is None and score:
         raw, lo, hi = (_number(score.get(k)) for k in ("raw", "min", "max"))
@@ -256,56 +193,6 @@ def _hint(verb_id: str, exts: Iterable[Mapping[str, Any]]) -> bool:
     return False
 
 
-def match_competencies(statement: Mapping[str, Any], index: FrameworkIndex) -> dict[str, float]:
-    """Every competency the statement maps to, with its highest matching weight."""
-    obj = _obj(statement.get("object"))
-    context = _obj(statement.get("context"))
-    return _match(
-        index,
-        obj,
-        _obj(obj.get("definition")),
-        _obj(statement.get("result")),
-        context,
-        _obj(context.get("contextActivities")),
-    )
-
-
-def _add(found: dict[str, float], targets: Iterable[tuple[str, float]]) -> None:
-    for competency, weight in targets:
-        old = found.get(competency)
-        if old is None or weight > old:
-            found[competency] = weight
-
-
-def _match(  # noqa: PLR0917 - the parts of one statement, taken apart once by the caller
-    index: FrameworkIndex,
-    obj: Mapping[str, Any],
-    definition: Mapping[str, Any],
-    result: Mapping[str, Any],
-    context: Mapping[str, Any],
-    activities: Mapping[str, Any],
-) -> dict[str, float]:
-    found: dict[str, float] = {}
-    oid = obj.get("id")
-    if type(oid) is str and obj.get("objectType", "Activity") == "Activity":
-        _add(found, index.by_id.get(oid, ()))
-    otype = definition.get("type")
-    if type(otype) is str:
-        _add(found, index.by_type.get(otype, ()))
-    if activities:
-        for kind in ("parent", "grouping"):
-            for a in _as_list(activities.get(kind)):
-                if isinstance(a, Mapping) and isinstance(a.get("id"), str):
-                    _add(found, index.by_parent.get(a["id"], ()))
-    if index.by_ext:
-        for source in (definition, result, context):
-            for key, value in _obj(source.get("extensions")).items():
-                for rule_value, competency, weight in index.by_ext.get(key, ()):
-                    if _same(rule_value, value):
-                        _add(found, [(competency, weight)])
-    return found
-
-
 def _mode(
     obj_type: Any, activities: Mapping[str, Any], exts: Iterable[Mapping[str, Any]]
 ) -> Literal["practice", "assessment"] | None:
@@ -316,8 +203,8 @@ def _mode(
     if type(obj_type) is str and obj_type in ASSESSMENT_TYPES:
         return "assessment"
     if activities:
-        for a in _as_list(activities.get("parent")):
-            parent_type = _obj(_obj(a).get("definition")).get("type")
+        for a in as_list(activities.get("parent")):
+            parent_type = json_obj(json_obj(a).get("definition")).get("type")
             if type(parent_type) is str and parent_type in ASSESSMENT_TYPES:
                 return "assessment"
     return None
@@ -387,21 +274,21 @@ def extract_raw(
     occurred_at = occurred_at or default_time
     if occurred_at is None:
         raise EvidenceError("statement has neither timestamp nor stored, and no default time")
-    verb_id = _obj(statement.get("verb")).get("id")
+    verb_id = json_obj(statement.get("verb")).get("id")
     verb_id = verb_id if isinstance(verb_id, str) else ""
-    obj = _obj(statement.get("object"))
-    definition = _obj(obj.get("definition"))
-    result = _obj(statement.get("result"))
-    context = _obj(statement.get("context"))
-    activities = _obj(context.get("contextActivities"))
+    obj = json_obj(statement.get("object"))
+    definition = json_obj(obj.get("definition"))
+    result = json_obj(statement.get("result"))
+    context = json_obj(statement.get("context"))
+    activities = json_obj(context.get("contextActivities"))
     activity_id = obj.get("id")
     activity_id = activity_id if isinstance(activity_id, str) else None
     sources = (result.get("extensions"), context.get("extensions"), definition.get("extensions"))
     # none at all (the common case): nothing to look at in them (empty ones are skipped)
-    exts = () if sources == _NO_EXTENSIONS else [_obj(x) for x in sources]
+    exts = () if sources == _NO_EXTENSIONS else [json_obj(x) for x in sources]
 
     duration_s = cached_duration(result.get("duration"))
-    found = _match(index, obj, definition, result, context, activities)
+    found = match_parts(index, obj, definition, result, context, activities)
     success = result.get("success")
     if type(success) is bool and "score" not in result:  # what _attempt says of it, sooner
         attempt: tuple[bool, float | None] | None = (success, None)

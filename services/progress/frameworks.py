@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from services.progress.evidence import FrameworkIndex
+from services.progress.mapping import FrameworkIndex
 from services.progress.mastery import BktModel, EloModel, model_for
 from shared.framework import Framework, ref_to_key
 

@@ -15,9 +15,9 @@ from services.progress.evidence import (
     HINT_VERB,
     MODE_EXTENSION,
     EvidenceError,
-    FrameworkIndex,
     extract_evidence,
 )
+from services.progress.mapping import FrameworkIndex
 from shared.framework import Framework
 
 LMS = "https://lms.example.com"

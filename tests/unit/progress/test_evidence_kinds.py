@@ -17,9 +17,10 @@ from services.alerts.detectors import evaluate
 from services.alerts.rules import DetectorSettings
 from services.alerts.state import LearnerState
 from services.ingest.handlers import authority_for, prepare
-from services.progress.evidence import FrameworkIndex, extract_evidence
+from services.progress.evidence import extract_evidence
 from services.progress.frameworks import FrameworkRegistry
 from services.progress.handlers import Processor
+from services.progress.mapping import FrameworkIndex
 from services.progress.state import LearnerRecord
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.events import ProgressUpdate
