@@ -37,44 +37,6 @@ log = logging.getLogger(__name__)
 TABLE = "learners"
 
 
-class RawSchema(faust.Schema):  # type: ignore[type-arg]
-    """The source topic's schema: each event's key and value are the record's own bytes.
-
-    What Faust's raw codec gives for ``bytes`` keys and values (``want_bytes``: the same
-    object; ``None`` stays ``None``), without its serializer registry and codec layers, which
-    cost about as much per record as the rest of Faust's decoding. Only for a topic read as
-    raw bytes: nothing is checked or converted."""
-
-    def loads_key(  # Faust's signature
-        self,
-        app: Any,  # noqa: ARG002
-        message: Any,
-        *,
-        loads: Any = None,  # noqa: ARG002
-        serializer: Any = None,  # noqa: ARG002
-    ) -> Any:
-        return message.key
-
-    def loads_value(  # Faust's signature
-        self,
-        app: Any,  # noqa: ARG002
-        message: Any,
-        *,
-        loads: Any = None,  # noqa: ARG002
-        serializer: Any = None,  # noqa: ARG002
-    ) -> Any:
-        return message.value
-
-
-def source_topic(app: faust.App, name: str, partitions: int) -> Any:
-    """The statements topic, declared as :func:`shared.streaming.raw_topic` does (bytes keys
-    and values, raw serializers) but decoded by :class:`RawSchema`."""
-    schema = RawSchema(
-        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-    return app.topic(name, schema=schema, partitions=partitions)
-
-
 def table_reader(app: faust.App, table: Any) -> Callable[[bytes], bytes | None]:
     """``table.get``; for the memory store (the workers'), its dict read directly: Faust's
     ``Table.get`` goes through several Python layers per read (``Mapping.get``,
@@ -135,7 +97,7 @@ def build_worker(
         partitions=topics.partitions,
         use_partitioner=True,
     )
-    source = source_topic(app, topics.statements, topics.partitions)
+    source = raw_topic(app, topics.statements, topics.partitions)
     # declared so Faust knows them; sent to through the producer directly (cheaper per message)
     raw_topic(app, topics.progress_updates, topics.partitions)
     raw_topic(app, topics.deadletter, 1)

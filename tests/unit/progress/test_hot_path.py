@@ -12,12 +12,11 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types.tuples import Message
 from prometheus_client import CollectorRegistry
 
 from services.ingest.handlers import authority_for, prepare
 from services.progress import repository as repo
-from services.progress.agents import RawSchema, source_topic, table_reader
+from services.progress.agents import table_reader
 from services.progress.frameworks import FrameworkRegistry
 from services.progress.handlers import Processor
 from services.progress.metrics import ProgressMetrics
@@ -36,7 +35,7 @@ from shared.batching import CachingPartitioner
 from shared.envelope import PROGRESS_UPDATE_V1, STATEMENT_V1, Envelope
 from shared.errors import InvalidMessageError, UnknownSchemaError
 from shared.events import ProgressUpdate
-from shared.streaming import close_unused_loops, make_faust_app, raw_topic
+from shared.streaming import close_unused_loops, make_faust_app
 from shared.xapi import XapiVersion, parse_statement
 from tests.unit.progress.samples import COURSE, SALT, T0, framework, prepared
 from tools.simulator import Config, simulate
@@ -345,27 +344,6 @@ def test_table_reader_reads_what_the_table_holds() -> None:
     assert read(b"acme|missing") is None
     table.data[b"acme|a"] = b"three"  # a later write (or a recovery's) is seen at once
     assert read(b"acme|a") == b"three"
-    close_unused_loops(app)
-
-
-async def test_source_topic_decodes_records_as_the_raw_topic_does() -> None:
-    """The statements topic's schema hands the record's bytes over as they are: the same key
-    and value (and the same objects) as Faust's raw codec gives, ``None`` and empty included."""
-    app = make_faust_app("source", bootstrap="127.0.0.1:9", topic_prefix="tunit.", partitions=2)
-    fast = source_topic(app, "tunit.xapi.statements", 2)
-    plain = raw_topic(app, "tunit.other", 2)
-    assert isinstance(fast.schema, RawSchema)
-    assert not isinstance(plain.schema, RawSchema)
-    assert (fast.key_type, fast.value_type) == (plain.key_type, plain.value_type) == (bytes, bytes)
-    decode_fast, decode_plain = fast.schema.compile(app), plain.schema.compile(app)
-    value = prepared().envelope
-    for key, val in ((b"acme|x", value), (None, value), (b"acme|x", None), (b"", b"")):
-        message = Message("tunit.xapi.statements", 1, 7, 0.0, 0, [], key, val, None)
-        got, want = await decode_fast(message), await decode_plain(message)
-        assert (got.key, got.value) == (want.key, want.value) == (key, val)
-        assert got.key is key
-        assert got.value is val
-        assert got.message is message
     close_unused_loops(app)
 
 

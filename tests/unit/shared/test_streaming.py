@@ -12,9 +12,11 @@ from typing import Any
 
 import faust
 import pytest
+from faust.types.tuples import Message
 
 from shared.errors import ConfigError, DependencyUnavailableError
 from shared.streaming import (
+    RawSchema,
     close_unused_loops,
     kafka_urls,
     make_faust_app,
@@ -180,3 +182,30 @@ async def test_running_fails_fast_without_a_broker(tmp_path: Path) -> None:
     with pytest.raises(DependencyUnavailableError, match="could not start"):
         async with running(counter.app, start_timeout=10):
             pytest.fail("the app started without a broker")
+
+
+async def test_a_raw_topic_decodes_records_as_fausts_raw_codec_does() -> None:
+    """Raw topics hand the record's bytes over as they are: the same key and value (and the
+    same objects) as Faust's own schema with the raw codec gives, ``None`` and empty included."""
+    app = make_faust_app("source", bootstrap="127.0.0.1:9", topic_prefix="tunit.", partitions=2)
+    fast = raw_topic(app, "tunit.raw", 2)
+    plain: Any = app.topic(
+        "tunit.plain",
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    assert isinstance(fast.schema, RawSchema)
+    assert not isinstance(plain.schema, RawSchema)
+    assert (fast.key_type, fast.value_type) == (plain.key_type, plain.value_type) == (bytes, bytes)
+    decode_fast, decode_plain = fast.schema.compile(app), plain.schema.compile(app)
+    value = b'{"schema": "xapi.statement/v1"}'
+    for key, val in ((b"acme|x", value), (None, value), (b"acme|x", None), (b"", b"")):
+        message = Message("tunit.raw", 1, 7, 0.0, 0, [], key, val, None)
+        got, want = await decode_fast(message), await decode_plain(message)
+        assert (got.key, got.value) == (want.key, want.value) == (key, val)
+        assert got.key is key
+        assert got.value is val
+        assert got.message is message
+    close_unused_loops(app)
