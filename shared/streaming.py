@@ -102,24 +102,10 @@ class RawSchema(faust.Schema):  # type: ignore[type-arg]
     cost about as much per record as the rest of Faust's decoding. Encoding (``topic.send``)
     is Faust's own. Nothing is checked or converted: the agents validate the bytes."""
 
-    def loads_key(  # Faust's signature
-        self,
-        app: Any,  # noqa: ARG002
-        message: Any,
-        *,
-        loads: Any = None,  # noqa: ARG002
-        serializer: Any = None,  # noqa: ARG002
-    ) -> Any:
+    def loads_key(self, app: Any, message: Any, **_: Any) -> Any:  # noqa: ARG002 - Faust's
         return message.key
 
-    def loads_value(  # Faust's signature
-        self,
-        app: Any,  # noqa: ARG002
-        message: Any,
-        *,
-        loads: Any = None,  # noqa: ARG002
-        serializer: Any = None,  # noqa: ARG002
-    ) -> Any:
+    def loads_value(self, app: Any, message: Any, **_: Any) -> Any:  # noqa: ARG002 - Faust's
         return message.value
 
 
