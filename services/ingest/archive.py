@@ -39,7 +39,8 @@ class Archive:
     wait, and the next transaction stores all of them at once (one multi-row insert per tenant,
     one commit), answering each call once that commit is done; at most ``concurrency``
     transactions run at the same time, and a group holds at most ``group_rows`` statements
-    (a call is never split). A call whose statements conflict, or that PostgreSQL refuses
+    (a call is never split); a worker keeps its connection for the groups that are waiting
+    when its commit is done. A call whose statements conflict, or that PostgreSQL refuses
     (permanently), fails alone: the group is then stored again call by call (one savepoint
     each, in a new transaction).
     """
@@ -85,30 +86,53 @@ class Archive:
 
     def _kick(self) -> None:
         while self._waiting and len(self._running) < self._concurrency:
-            group = [self._waiting.popleft()]
-            rows = len(group[0].items)
-            while self._waiting and rows + len(self._waiting[0].items) <= self._group_rows:
-                rows += len(self._waiting[0].items)
-                group.append(self._waiting.popleft())
-            task = asyncio.create_task(self._commit(group), name="ingest-group-commit")
+            task = asyncio.create_task(self._work(self._next_group()), name="ingest-group-commit")
             self._running.add(task)
             task.add_done_callback(self._finished)
+
+    def _next_group(self) -> list[_Waiting]:
+        """The waiting calls, in order, up to ``group_rows`` statements (at least one call)."""
+        group = [self._waiting.popleft()]
+        rows = len(group[0].items)
+        while self._waiting and rows + len(self._waiting[0].items) <= self._group_rows:
+            rows += len(self._waiting[0].items)
+            group.append(self._waiting.popleft())
+        return group
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._kick()
 
-    async def _commit(self, group: list[_Waiting]) -> None:
+    async def _work(self, group: list[_Waiting]) -> None:
+        """Commit ``group``, then the groups that are waiting by then, on one connection (no
+        pool release and reset between them); a failed transaction ends the worker."""
         try:
             async with self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn:
-                outcomes = await self._store_group(conn, group)
-        except BaseException as exc:  # the transaction failed: every call of it did
-            for waiting in group:
-                if not waiting.done.done():
-                    waiting.done.set_exception(exc)
+                while True:
+                    if not await self._commit(conn, group) or not self._waiting:
+                        return
+                    group = self._next_group()
+        except BaseException as exc:  # acquiring or releasing failed: every call waiting did
+            self._fail(group, exc)
             if not isinstance(exc, Exception):
                 raise
-            return
+
+    @staticmethod
+    def _fail(group: list[_Waiting], exc: BaseException) -> None:
+        for waiting in group:
+            if not waiting.done.done():
+                waiting.done.set_exception(exc)
+
+    async def _commit(self, conn: Any, group: list[_Waiting]) -> bool:
+        """Store ``group`` and answer its calls; False when its transaction failed (every call
+        of it did)."""
+        try:
+            outcomes = await self._store_group(conn, group)
+        except BaseException as exc:
+            self._fail(group, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return False
         now = time.perf_counter()
         for waiting, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, Exception):
@@ -120,17 +144,22 @@ class Archive:
             self._metrics.batch_size.labels(channel).observe(len(waiting.items))
             self._count_deviations(waiting.tenant, outcome.inserted)
             waiting.done.set_result(outcome)
+        return True
 
     async def _store_group(
         self, conn: Any, group: list[_Waiting]
     ) -> list[repo.StoreResult | Exception]:
-        """The fast path stores every call at once in one transaction (no savepoint: two round
-        trips fewer). If PostgreSQL refuses it for good, or a call conflicts, it is rolled back
-        and the group is stored again call by call, one savepoint each, in a new transaction;
-        a group of one call just fails."""
+        """The fast path stores every call at once: one statement when the group has one tenant
+        and channel and no attachments (atomic on its own: no BEGIN/COMMIT), else one
+        transaction (no savepoint). If PostgreSQL refuses it for good, or a call conflicts,
+        nothing of it is kept and the group is stored again call by call, one savepoint each,
+        in a new transaction; a group of one call just fails."""
         try:
-            async with conn.transaction():
+            if self._one_statement(group):
                 together = await self._store_calls(conn, group)
+            else:
+                async with conn.transaction():
+                    together = await self._store_calls(conn, group)
         except (ConflictError, asyncpg.PostgresError) as exc:
             if is_retriable(exc) or len(group) == 1:
                 raise
@@ -147,6 +176,15 @@ class Archive:
                         raise
                     outcomes.append(failure)
         return outcomes
+
+    @staticmethod
+    def _one_statement(group: list[_Waiting]) -> bool:
+        """Whether ``_store_calls`` sends a single write for ``group``."""
+        first = group[0]
+        return all(
+            w.tenant == first.tenant and w.channel == first.channel and not w.attachments
+            for w in group
+        )
 
     async def _store_calls(self, conn: Any, group: list[_Waiting]) -> repo.StoreResult:
         """Store the statements and attachments of ``group`` (one insert per tenant and
@@ -194,12 +232,11 @@ class Archive:
         started = time.perf_counter()
         outcomes: list[Exception | None] = [None] * len(records)
         async with self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():  # the fast path, all records at once
-                    items = [p for record in records for p in record]
-                    result = await repo.store_statements(
-                        conn, tenant, items, Channel.KAFKA, self._notify
-                    )
+            try:  # the fast path, all records at once: one statement, atomic on its own
+                items = [p for record in records for p in record]
+                result = await repo.store_statements(
+                    conn, tenant, items, Channel.KAFKA, self._notify
+                )
                 stored = list(result.inserted)
             except (ConflictError, asyncpg.PostgresError) as exc:
                 if is_retriable(exc):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import asyncpg
 import orjson
 
 from services.ingest.errors import ConflictError
@@ -16,7 +17,6 @@ from services.ingest.handlers import Prepared
 from shared.xapi import VOIDED_VERB, Profile
 
 if TYPE_CHECKING:
-    import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
     #: a plain connection or one borrowed from a pool
@@ -39,46 +39,16 @@ class StoreResult:
     duplicates: list[Prepared] = field(default_factory=list)
 
 
-# One round trip: the archive rows, the outbox events of the rows actually inserted (in the
-# order of the batch, so the relay publishes them in that order) and the NOTIFY that wakes the
-# relay (delivered at commit; only when something was inserted). Returns the inserted ids.
-_INSERT_STATEMENTS = """
-WITH ins AS (
-    INSERT INTO statements
-        (tenant, statement_id, body, content_hash, learner_key, verb_id, event_id, channel,
-         stored, deviations)
-    SELECT $1, u.sid, u.body, u.hash, u.lk, u.verb, u.eid, $2, u.stored, u.dev::jsonb
-    FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::uuid[],
-                $9::timestamptz[], $10::text[]) AS u(sid, body, hash, lk, verb, eid, stored, dev)
-    ON CONFLICT (tenant, statement_id) DO NOTHING
-    RETURNING statement_id, event_id
-), events AS (
-    INSERT INTO outbox (event_id, tenant, msg_key, envelope)
-    SELECT u.eid, $1, u.k, u.env
-    FROM unnest($8::uuid[], $11::bytea[], $12::bytea[]) WITH ORDINALITY AS u(eid, k, env, ord)
-    WHERE u.eid IN (SELECT event_id FROM ins)
-    ORDER BY u.ord
-    ON CONFLICT (event_id) DO NOTHING
+#: one round trip: the archive rows, their outbox events (in the batch's order, so the relay
+#: publishes them in that order), the NOTIFY that wakes the relay (delivered at commit), and,
+#: for the rows actually inserted, the learners, changed display names and voided statements.
+#: See migration 0003; a stored id with other content raises SQLSTATE ``SK409``.
+_STORE_STATEMENTS = (
+    "SELECT * FROM store_statements($1, $2, $3::uuid[], $4::jsonb[], $5::text[], $6::text[],"
+    " $7::text[], $8::uuid[], $9::timestamptz[], $10::text[], $11::bytea[], $12::bytea[], $13,"
+    " $14::text[], $15::text[], $16::text[], $17::uuid[], $18)"
 )
-SELECT statement_id, CASE WHEN n = 1 THEN pg_notify($13, '') END AS notified
-FROM (SELECT statement_id, row_number() OVER () AS n FROM ins) AS inserted
-"""
-
-_INSERT_LEARNERS = """
-INSERT INTO learners (tenant, learner_key, ifi_kind, ifi_value, display_name)
-SELECT $1, u.lk, u.kind, u.value, u.name
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u(lk, kind, value, name)
-ON CONFLICT (tenant, learner_key) DO NOTHING
-"""
-
-# only rows whose name changed are updated (and so locked): concurrent statements of one
-# learner do not queue behind each other on the learners row
-_UPDATE_LEARNER_NAMES = """
-UPDATE learners AS l SET display_name = u.name
-FROM unnest($2::text[], $3::text[]) AS u(lk, name)
-WHERE l.tenant = $1 AND l.learner_key = u.lk AND u.name IS NOT NULL
-  AND l.display_name IS DISTINCT FROM u.name
-"""
+_CONFLICT_SQLSTATE = "SK409"
 
 
 async def store_statements(
@@ -87,8 +57,9 @@ async def store_statements(
     """Archive ``items`` and queue their events in the outbox, idempotently.
 
     A statement whose id is stored already with equal content is a duplicate (no new row, no
-    new event); with different content it is a :class:`ConflictError` (the caller's
-    transaction must then roll back). Run inside a transaction.
+    new event); with different content it is a :class:`ConflictError` (nothing of the call is
+    kept; a caller's transaction must then roll back). One statement, so atomic on its own: a
+    transaction is only needed to combine it with other writes.
     """
     result = StoreResult()
     first: dict[uuid.UUID, Prepared] = {}
@@ -107,75 +78,42 @@ async def store_statements(
             result.duplicates.append(item)
     if not fresh:
         return result
-    rows = await conn.fetch(
-        _INSERT_STATEMENTS,
-        tenant,
-        channel,
-        [p.statement_id for p in fresh],
-        [p.body for p in fresh],
-        [p.content_hash for p in fresh],
-        [p.actor.learner_key for p in fresh],
-        [p.verb_id for p in fresh],
-        [p.event_id for p in fresh],
-        [p.stored for p in fresh],
-        # JSON text: a list per row would read as a second array dimension
-        [
-            orjson.dumps([d.as_json() for d in p.deviations]).decode() if p.deviations else None
-            for p in fresh
-        ],
-        [p.key for p in fresh],
-        [p.envelope for p in fresh],
-        notify,
-    )
-    inserted_ids = {r["statement_id"] for r in rows}
-    existing = [p for p in fresh if p.statement_id not in inserted_ids]
-    if existing:
-        stored = await conn.fetch(
-            "SELECT statement_id, content_hash FROM statements"
-            " WHERE tenant = $1 AND statement_id = ANY($2::uuid[])",
+    try:
+        rows = await conn.fetch(
+            _STORE_STATEMENTS,
             tenant,
-            [p.statement_id for p in existing],
-        )
-        hashes = {r["statement_id"]: r["content_hash"] for r in stored}
-        for item in existing:
-            if hashes.get(item.statement_id) != item.content_hash:
-                raise ConflictError(
-                    f"statement {item.statement_id} exists with different content",
-                    rule="id.conflict",
-                )
-            result.duplicates.append(item)
-    result.inserted = [p for p in fresh if p.statement_id in inserted_ids]
-    if not result.inserted:
-        return result
-    new = result.inserted
-    people = {p.actor.learner_key: p.actor for p in new}
-    ordered = [people[k] for k in sorted(people)]  # one lock order: no deadlocks between batches
-    await conn.execute(
-        _INSERT_LEARNERS,
-        tenant,
-        [a.learner_key for a in ordered],
-        [a.ifi_kind for a in ordered],
-        [a.ifi_value for a in ordered],
-        [a.display_name for a in ordered],
-    )
-    named = [a for a in ordered if a.display_name is not None]
-    if named:
-        await conn.execute(
-            _UPDATE_LEARNER_NAMES,
-            tenant,
-            [a.learner_key for a in named],
-            [a.display_name for a in named],
-        )
-    targets = sorted({p.voids for p in new if p.voids is not None})
-    if targets:
-        # voiding a voiding statement has no effect (xAPI: such a statement is ignored)
-        await conn.execute(
-            "UPDATE statements SET voided = true WHERE tenant = $1"
-            " AND statement_id = ANY($2::uuid[]) AND verb_id <> $3 AND NOT voided",
-            tenant,
-            targets,
+            channel,
+            [p.statement_id for p in fresh],
+            [p.body for p in fresh],
+            [p.content_hash for p in fresh],
+            [p.actor.learner_key for p in fresh],
+            [p.verb_id for p in fresh],
+            [p.event_id for p in fresh],
+            [p.stored for p in fresh],
+            # JSON text: a list per row would read as a second array dimension
+            [
+                orjson.dumps([d.as_json() for d in p.deviations]).decode() if p.deviations else None
+                for p in fresh
+            ],
+            [p.key for p in fresh],
+            [p.envelope for p in fresh],
+            notify,
+            [p.actor.ifi_kind for p in fresh],
+            [p.actor.ifi_value for p in fresh],
+            [p.actor.display_name for p in fresh],
+            [p.voids for p in fresh],
             VOIDED_VERB,
         )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate != _CONFLICT_SQLSTATE:
+            raise
+        raise ConflictError(
+            f"statement {uuid.UUID(exc.detail)} exists with different content",
+            rule="id.conflict",
+        ) from None
+    inserted_ids = {r[0] for r in rows}
+    result.duplicates += [p for p in fresh if p.statement_id not in inserted_ids]
+    result.inserted = [p for p in fresh if p.statement_id in inserted_ids]
     return result
 
 
