@@ -69,3 +69,27 @@ def test_containers_of_other_types_count_too() -> None:
     shallow = statement()
     shallow["context"] = Doc(extensions=Doc({"https://x.example/a": Items([Doc(b=1)])}))
     assert parse_statement(shallow, version=V2)
+
+
+def test_an_array_item_is_walked_when_its_text_could_nest_too_deep() -> None:
+    """Array items are only walked when their JSON text has enough brackets to nest beyond
+    the limit: a shallow item with many brackets (in strings and side by side) validates, a
+    deep item after shallow ones is refused, and so is one that orjson cannot serialise."""
+    wide = statement()
+    wide["context"] = {
+        "extensions": {
+            "https://x.example/wide": [{"k": "[{" * 40} for _ in range(MAX_JSON_DEPTH)],
+        }
+    }
+    assert len(parse_statements([statement(), wide], version=V2)) == 2
+    with pytest.raises(StatementValidationError) as err:
+        parse_statements([statement(), wide, _deep(MAX_JSON_DEPTH - ABOVE)], version=V2)
+    assert [v.rule for v in err.value.violations] == ["json.depth"]
+    nested: Any = "leaf"
+    for _ in range(MAX_JSON_DEPTH):
+        nested = {1: nested}  # not a JSON key: orjson refuses it, the walk still counts it
+    odd = statement()
+    odd["context"] = {"extensions": {"https://x.example/deep": nested}}
+    with pytest.raises(StatementValidationError) as err:
+        parse_statements([odd], version=V2)
+    assert [v.rule for v in err.value.violations] == ["json.depth"]
