@@ -106,12 +106,19 @@ def raw_statement_id(topic: str, partition: int, offset: int, index: int) -> uui
 
 
 def event_id_for(tenant: str, statement_id: uuid.UUID) -> uuid.UUID:
+    return _event_id(tenant, str(statement_id))
+
+
+def _event_id(tenant: str, statement_id: str) -> uuid.UUID:
+    """:func:`event_id_for` of an id already written out (``str`` of its UUID)."""
     return uuid5(_EVENT_NAMESPACE_BYTES, f"{tenant}|{statement_id}")
 
 
 def utc_ms(value: datetime) -> datetime:
     """``value`` in UTC, truncated to milliseconds (the precision ``stored`` is kept in)."""
-    value = value.astimezone(UTC)
+    value = value.astimezone(UTC)  # the value itself when it is in UTC already
+    if value.microsecond % 1000 == 0:
+        return value  # already truncated (a whole batch's time, truncated once)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -173,10 +180,12 @@ def identify(actor: Agent | Group, salt: str) -> Identity:
     return Identity(_cached_key(kind, value, salt), kind, value, actor.name)
 
 
-def pseudonym(actor: Agent | Group, salt: str) -> dict[str, Any]:
-    """What downstream sees of a person: object type and learner key, nothing identifying."""
+def pseudonym(actor: Agent | Group, salt: str, known: Identity | None = None) -> dict[str, Any]:
+    """What downstream sees of a person: object type and learner key, nothing identifying
+    (``known``: the person's identity when it is computed already)."""
     kind = "Group" if isinstance(actor, Group) else "Agent"
-    return {"objectType": kind, "learner_key": identify(actor, salt).learner_key}
+    key = (known or identify(actor, salt)).learner_key
+    return {"objectType": kind, "learner_key": key}
 
 
 def _sanitise_context(context: Any, body: dict[str, Any], salt: str) -> dict[str, Any]:
@@ -198,10 +207,15 @@ def _sanitise_context(context: Any, body: dict[str, Any], salt: str) -> dict[str
     return out
 
 
-def _sanitise(stmt: Statement | SubStatement, body: dict[str, Any], salt: str) -> dict[str, Any]:
+def _sanitise(
+    stmt: Statement | SubStatement,
+    body: dict[str, Any],
+    salt: str,
+    actor: Identity | None = None,
+) -> dict[str, Any]:
     out = dict(body)
     out.pop("authority", None)
-    out["actor"] = pseudonym(stmt.actor, salt)
+    out["actor"] = pseudonym(stmt.actor, salt, actor)
     obj = stmt.object
     if isinstance(obj, Agent | Group):
         out["object"] = pseudonym(obj, salt)
@@ -212,9 +226,12 @@ def _sanitise(stmt: Statement | SubStatement, body: dict[str, Any], salt: str) -
     return out
 
 
-def downstream_statement(stmt: Statement, body: dict[str, Any], salt: str) -> dict[str, Any]:
-    """The stored statement ``body`` (of ``stmt``) with every person pseudonymised."""
-    return _sanitise(stmt, body, salt)
+def downstream_statement(
+    stmt: Statement, body: dict[str, Any], salt: str, actor: Identity | None = None
+) -> dict[str, Any]:
+    """The stored statement ``body`` (of ``stmt``) with every person pseudonymised
+    (``actor``: the identity of ``stmt.actor`` when it is computed already)."""
+    return _sanitise(stmt, body, salt, actor)
 
 
 # --- canonical comparison ----------------------------------------------------------------------
@@ -451,14 +468,15 @@ def prepare(
     """Complete ``stmt`` as the LRS stores it (id, stored, authority, version, timestamp) and
     build its envelope. ``statement_id`` is used when the statement has no id of its own."""
     if stmt.id is not None:
-        sid = uuid.UUID(stmt.id)
-    elif statement_id is not None:
-        sid = statement_id
+        # validated as 8-4-4-4-12 hex digits: its UUID's text is the id in lower case
+        sid_text = stmt.id.lower()
+        sid = uuid.UUID(sid_text)
     else:
-        sid = uuid.uuid4()
+        sid = statement_id if statement_id is not None else uuid.uuid4()
+        sid_text = str(sid)
     stored = utc_ms(stored)
     body = statement_to_dict(stmt)
-    body["id"] = str(sid)
+    body["id"] = sid_text
     body["stored"] = _stored_text(stored)
     body["authority"] = authority
     body.setdefault("version", default_statement_version(version))
@@ -467,14 +485,14 @@ def prepare(
     # xAPI: "If not provided, the LRS should set timestamp to the value of stored"
     body.setdefault("timestamp", body["stored"])
     actor = identify(stmt.actor, salt)
-    event_id = event_id_for(tenant, sid)
+    event_id = _event_id(tenant, sid_text)
     envelope = envelope_bytes(
         tenant=tenant,
         learner_key=actor.learner_key,
         occurred_at=stmt.timestamp or stored,
         recorded_at=stored,
         event_id=event_id,
-        payload={"statement": downstream_statement(stmt, body, salt)},
+        payload={"statement": downstream_statement(stmt, body, salt, actor)},
     )
     voids = None
     if stmt.verb.id == VOIDED_VERB and isinstance(stmt.object, StatementRef):
@@ -507,6 +525,7 @@ def prepare_all(
     deviations: Sequence[tuple[Deviation, ...]] = (),
 ) -> list[Prepared]:
     found = list(deviations) or [()] * len(statements)
+    stored = utc_ms(stored)  # once for all (a no-op in each prepare)
     return [
         prepare(
             s,
