@@ -32,6 +32,11 @@ class _Waiting:
     done: asyncio.Future[repo.StoreResult]
 
 
+def _give_up(wake: asyncio.Future[bool]) -> None:
+    if not wake.done():
+        wake.set_result(False)
+
+
 class Archive:
     """Archives accepted statements.
 
@@ -40,9 +45,9 @@ class Archive:
     one commit), answering each call once that commit is done; at most ``concurrency``
     transactions run at the same time, and a group holds at most ``group_rows`` statements
     (a call is never split); a worker keeps its connection for the groups that are waiting
-    when its commit is done. A call whose statements conflict, or that PostgreSQL refuses
-    (permanently), fails alone: the group is then stored again call by call (one savepoint
-    each, in a new transaction).
+    when its commit is done or that arrive within ``linger`` seconds. A call whose statements
+    conflict, or that PostgreSQL refuses (permanently), fails alone: the group is then stored
+    again call by call (one savepoint each, in a new transaction).
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class Archive:
         *,
         concurrency: int = 2,
         group_rows: int = 2000,
+        linger: float = 0.2,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -61,6 +67,10 @@ class Archive:
         self._group_rows = group_rows
         self._waiting: deque[_Waiting] = deque()
         self._running: set[asyncio.Task[None]] = set()
+        #: seconds a worker with nothing to do keeps its connection for the next call
+        self._linger = linger
+        #: the workers lingering: resolved with True to wake one up, False when it gives up
+        self._idle: deque[asyncio.Future[bool]] = deque()
 
     async def accept(
         self,
@@ -80,6 +90,11 @@ class Archive:
             asyncio.get_running_loop().create_future(),
         )
         self._waiting.append(waiting)
+        while self._idle:
+            worker = self._idle.popleft()
+            if not worker.done():
+                worker.set_result(True)
+                break
         self._kick()
         # shielded: a caller that goes away does not take the group's other calls with it
         return await asyncio.shield(waiting.done)
@@ -104,18 +119,35 @@ class Archive:
         self._kick()
 
     async def _work(self, group: list[_Waiting]) -> None:
-        """Commit ``group``, then the groups that are waiting by then, on one connection (no
-        pool release and reset between them); a failed transaction ends the worker."""
+        """Commit ``group``, then the groups that are waiting by then or arrive within
+        ``linger`` seconds, on one connection (no pool release and reset between them); a
+        failed transaction ends the worker."""
         try:
             async with self._pool.acquire(timeout=repo.ACQUIRE_TIMEOUT_SECONDS) as conn:
                 while True:
-                    if not await self._commit(conn, group) or not self._waiting:
+                    if not await self._commit(conn, group):
                         return
+                    while not self._waiting:
+                        if not await self._linger_for_work():
+                            return
                     group = self._next_group()
         except BaseException as exc:  # acquiring or releasing failed: every call waiting did
             self._fail(group, exc)
             if not isinstance(exc, Exception):
                 raise
+
+    async def _linger_for_work(self) -> bool:
+        """Wait up to ``linger`` seconds for a call; False when none came."""
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[bool] = loop.create_future()
+        self._idle.append(wake)
+        timer = loop.call_later(self._linger, _give_up, wake)
+        try:
+            return await wake
+        finally:
+            timer.cancel()
+            if wake in self._idle:
+                self._idle.remove(wake)
 
     @staticmethod
     def _fail(group: list[_Waiting], exc: BaseException) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.ingest import repository as repo
+from services.ingest.web import CONTEXT_KEY
 from tests.integration.ingest.conftest import StartIngest
 from tests.unit.ingest.samples import statement
 
@@ -54,3 +55,35 @@ async def test_concurrent_posts_share_transactions_and_a_conflict_fails_alone(
         uuid.UUID(taken),
     )
     assert body == "true"
+
+
+async def test_a_worker_keeps_its_connection_for_calls_arriving_while_it_lingers(
+    start_ingest: StartIngest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = await start_ingest(archive_concurrency=1)
+    url = f"{run.base}/xapi/statements"
+
+    async def post() -> None:
+        body = statement(id=str(uuid.uuid4()))
+        async with run.http.post(url, json=body, headers=run.headers()) as r:
+            assert r.status == 200
+
+    await post()  # credential and profile now cached: only the archive takes connections
+    archive = run.ingest.app[CONTEXT_KEY].archive
+    monkeypatch.setattr(archive, "_linger", 60.0)  # however slow the machine
+    acquired: list[int] = []
+
+    class CountingPool:
+        def acquire(self, *args: Any, **kwargs: Any) -> Any:
+            acquired.append(1)
+            return run.ingest.pool.acquire(*args, **kwargs)
+
+    await asyncio.sleep(0.5)  # the first worker gave up lingering (default 0.2 s)
+    monkeypatch.setattr(archive, "_pool", CountingPool())
+    for _ in range(5):
+        await post()  # one at a time: each commit is done before the next call
+    assert len(acquired) == 1
+    assert await run.fetchval("SELECT count(*) FROM statements") == 6
+    monkeypatch.setattr(archive, "_linger", 0.0)
+    await post()  # wakes the worker, which then stops lingering: the pool can close
+    assert len(acquired) == 1
