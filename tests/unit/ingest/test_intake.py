@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import ConsumerRecord
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
@@ -91,3 +93,27 @@ def test_an_unexpected_parse_failure_is_rejected_not_raised(monkeypatch: Any) ->
     outcome = raw._parse("acme", _record(b"{}"), Profile.STRICT, datetime.now(UTC), authority)
     assert isinstance(outcome, Rejected)
     assert (outcome.reason, outcome.rule) == ("unexpected", "unexpected")
+
+
+async def test_the_collector_is_paused_while_a_batch_is_examined(monkeypatch: Any) -> None:
+    seen: list[bool] = []
+
+    def parse(*_: Any) -> Any:
+        seen.append(gc.isenabled())
+        raise ValueError("not a statement")
+
+    raw, _ = _intake(FakeProducer([]))
+    monkeypatch.setattr(raw, "_parse", parse)
+    records = {TopicPartition("xapi.raw.acme", 0): [_record(b"{}", n) for n in range(3)]}
+    assert gc.isenabled()
+    with pytest.raises(ValueError, match="not a statement"):
+        await raw._examine(records)
+    assert seen == [False]
+    assert gc.isenabled()  # back on, even when examining failed
+    gc.disable()
+    try:  # and left off when it was off before
+        monkeypatch.setattr(raw, "_parse", lambda *_: [])
+        await raw._examine(records)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
