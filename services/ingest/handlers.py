@@ -149,6 +149,9 @@ class Identity:
 #: than the lookup, and a stream holds few distinct people. Bounded; cleared when full.
 _KEYS: dict[tuple[str, str, str], str] = {}
 _KEYS_MAX: Final = 100_000
+#: identities of identified people, by ``(salt, kind, normalised value, name)`` (immutable,
+#: so shared by the statements of one person). Bounded like :data:`_KEYS`.
+_IDENTITIES: dict[tuple[str, str, str, str | None], Identity] = {}
 
 
 def _cached_key(kind: str, value: str, salt: str) -> str:
@@ -177,7 +180,14 @@ def identify(actor: Agent | Group, salt: str) -> Identity:
         key = _cached_key("openid", f"urn:skillstream:anonymous-group:{keys}", salt)
         return Identity(key, "anonymous_group", value, actor.name)
     kind, value = learner_ifi(actor)
-    return Identity(_cached_key(kind, value, salt), kind, value, actor.name)
+    cache_key = (salt, kind, value, actor.name)
+    found = _IDENTITIES.get(cache_key)
+    if found is None:
+        found = Identity(_cached_key(kind, value, salt), kind, value, actor.name)
+        if len(_IDENTITIES) >= _KEYS_MAX:
+            _IDENTITIES.clear()
+        _IDENTITIES[cache_key] = found
+    return found
 
 
 def pseudonym(actor: Agent | Group, salt: str, known: Identity | None = None) -> dict[str, Any]:
@@ -374,6 +384,14 @@ def _fix_known_places(compared: dict[str, Any]) -> list[bytes]:
     return fixed
 
 
+def _compared_part(body: dict[str, Any]) -> dict[str, Any]:
+    """A shallow copy of ``body`` without the properties statement comparison ignores."""
+    compared = body.copy()
+    for key in _NOT_COMPARED:
+        compared.pop(key, None)
+    return compared
+
+
 def content_hash(body: dict[str, Any]) -> str:
     """SHA-256 of the statement's canonical form, for "same id, same content?" checks.
 
@@ -387,12 +405,12 @@ def content_hash(body: dict[str, Any]) -> str:
     there is none, the text is the walk's result; otherwise the whole walk runs. Both give
     the same bytes (pinned in ``tests/unit/ingest/test_hash_pinned.py``).
     """
-    compared = {k: v for k, v in body.items() if k not in _NOT_COMPARED}
+    compared = _compared_part(body)
     fixed = _fix_known_places(compared)
     text = orjson.dumps(compared, option=orjson.OPT_SORT_KEYS)
     found = _WALK_TRIGGERS.findall(text)
     if len(found) != len(fixed) or set(found) != set(fixed):  # something else to canonicalise
-        walked = _canonical_dict({k: v for k, v in body.items() if k not in _NOT_COMPARED})
+        walked = _canonical_dict(_compared_part(body))
         text = orjson.dumps(walked, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(text).hexdigest()
 

@@ -309,9 +309,9 @@ class RawIntake:
                     stored=stored,
                     authority=authority,
                     salt=self._salt,
-                    statement_id=raw_statement_id(
-                        record.topic, record.partition, record.offset, index
-                    ),
+                    statement_id=None
+                    if stmt.id is not None  # the id is the statement's own: none derived
+                    else raw_statement_id(record.topic, record.partition, record.offset, index),
                     deviations=found,
                 )
                 for index, (stmt, found) in enumerate(statements)
