@@ -275,8 +275,12 @@ DRAIN_SOURCE_SHA256: Final = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab
 
 
 def copies_fausts_drain() -> bool:
-    """Whether the installed Faust's ``Consumer._drain_messages`` is the one copied here."""
-    source = inspect.getsource(Consumer._drain_messages).encode()
+    """Whether the installed Faust's ``Consumer._drain_messages`` is the one copied here
+    (False too when its source cannot be read)."""
+    try:
+        source = inspect.getsource(Consumer._drain_messages).encode()
+    except (OSError, TypeError):
+        return False
     return hashlib.sha256(source).hexdigest() == DRAIN_SOURCE_SHA256
 
 

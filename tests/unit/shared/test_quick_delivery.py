@@ -189,3 +189,14 @@ def test_installed_on_the_consumer() -> None:
         assert consumer._drain_messages.__func__ is _drain_messages
     finally:
         close_unused_loops(app)
+
+
+def test_not_installed_when_fausts_loop_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shared.streaming.DRAIN_SOURCE_SHA256", "0" * 64)
+    app = make_faust_app("quick", bootstrap="127.0.0.1:9092", topic_prefix="tq.", partitions=1)
+    try:
+        assert not quick_delivery(app)
+        consumer: Any = app.consumer
+        assert getattr(consumer._drain_messages, "__func__", None) is not _drain_messages
+    finally:
+        close_unused_loops(app)
