@@ -12,7 +12,8 @@
   ``delivery_attempts`` and retried after ``backoff * 2**(attempt-1)`` seconds (capped), until
   ``max_attempts``; then the row is ``dead`` (a dead-letter, counted in metrics).
 * The outcomes of a round's requests are written together (one statement), each attempt with
-  the time its answer came.
+  the time its answer came. The worker claims and settles on the connection it listens on
+  (held, not taken from the pool and reset each time).
   The backlog gauge is refreshed at most once per poll interval (a count of pending rows).
 """
 
@@ -159,7 +160,7 @@ class DeliveryWorker:
                     listener = await self._pool.acquire()
                     await listener.add_listener(self._channel, self._on_notify)
                 self._wake.clear()
-                sent = await self.run_once()
+                sent = await self.run_once(listener)
                 failures = 0
                 if sent < self._concurrency:
                     with contextlib.suppress(TimeoutError):
@@ -183,14 +184,17 @@ class DeliveryWorker:
                 )
                 await asyncio.sleep(pause)
 
-    async def run_once(self) -> int:
-        """Send one batch of due deliveries; returns how many were attempted."""
+    async def run_once(self, conn: repo.Conn | None = None) -> int:
+        """Send one batch of due deliveries; returns how many were attempted. ``conn``: the
+        connection to claim and settle them on (the worker's listening one: no pool round
+        trips), else one from the pool for each."""
         lease = self._timeout * 2 + 5
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_CLAIM, self._concurrency, lease)
+        async with contextlib.AsyncExitStack() as stack:
+            db = conn if conn is not None else await stack.enter_async_context(self._pool.acquire())
+            rows = await db.fetch(_CLAIM, self._concurrency, lease)
             if time.monotonic() - self._backlog_at >= self._poll:
                 self._backlog_at = time.monotonic()
-                backlog = await conn.fetchval(
+                backlog = await db.fetchval(
                     "SELECT count(*) FROM deliveries WHERE status = 'pending'"
                 )
                 self._metrics.delivery_backlog.set(int(backlog))
@@ -213,7 +217,7 @@ class DeliveryWorker:
             for r in rows
         ]
         attempted = await asyncio.gather(*(self._deliver(self._session, d) for d in due))
-        await self._settle(attempted)
+        await self._settle(attempted, conn)
         for a in attempted:  # counted once recorded
             self._metrics.deliveries.labels(a.outcome).inc()
             if a.outcome == "delivered":
@@ -223,10 +227,12 @@ class DeliveryWorker:
                 log.warning("webhook delivery dead", extra={"delivery": a.id, "error": a.error})
         return len(due)
 
-    async def _settle(self, attempted: list[Attempted]) -> None:
-        """Record the round's outcomes: one attempt row each, and each delivery's new state."""
-        async with self._pool.acquire() as conn:
-            await conn.execute(
+    async def _settle(self, attempted: list[Attempted], conn: repo.Conn | None) -> None:
+        """Record the round's outcomes: one attempt row each, and each delivery's new state
+        (on ``conn``, else on one from the pool)."""
+        async with contextlib.AsyncExitStack() as stack:
+            db = conn if conn is not None else await stack.enter_async_context(self._pool.acquire())
+            await db.execute(
                 _SETTLE,
                 [a.id for a in attempted],
                 [a.attempt for a in attempted],
