@@ -1,15 +1,17 @@
-"""SQL of alert changes, set-based: a batch of detector signals locks its alerts in one
-statement, reads the latest resolutions it needs in one, then writes the alerts it changed and
-opened and records all its changes (history, outbox, deliveries, NOTIFYs) in one
+"""SQL of alert changes, set-based: a batch of detector signals locks its alerts and reads the
+latest resolutions and routing rules it needs in one statement, then writes the alerts it
+changed and opened and records all its changes (history, outbox, deliveries, NOTIFYs) in one
 (:mod:`services.alerts.changes`). Callers own the transaction."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from services.alerts.routing import Rule
 
 if TYPE_CHECKING:
     from services.alerts.repository import Conn
@@ -22,46 +24,91 @@ def _columns(keys: Sequence[AlertKey]) -> list[list[str]]:
     return [[k[i] for k in keys] for i in range(4)]
 
 
-async def lock_active(conn: Conn, keys: Sequence[AlertKey]) -> dict[AlertKey, dict[str, Any]]:
-    """The alerts that are not resolved for ``keys``, locked for update (in id order)."""
-    if not keys:
-        return {}
-    rows = await conn.fetch(
-        """
-        SELECT a.* FROM alerts a
-        JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[])
-            AS k(tenant, learner_key, kind, competency)
-          ON a.tenant = k.tenant AND a.learner_key = k.learner_key AND a.kind = k.kind
-         AND a.competency = k.competency
-        WHERE a.status <> 'resolved'
-        ORDER BY a.id
-        FOR UPDATE OF a
-        """,
-        *_columns(keys),
-    )
-    return {(r["tenant"], r["learner_key"], r["kind"], r["competency"]): dict(r) for r in rows}
+# The alerts of a batch's keys that are not resolved, locked (in id order), one row per key with
+# the key's latest resolution where a ``raise`` may need it (no alert active, or the batch also
+# clears it: the cooldown) and, on the keys asking for them, their tenant's routing rules.
+_LOCK_KEYS = """
+WITH k AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[],
+                         $6::boolean[], $7::boolean[])
+        AS k(tenant, learner_key, kind, competency, raised, cleared, rules)
+), locked AS (
+    SELECT a.* FROM alerts a
+    JOIN k ON a.tenant = k.tenant AND a.learner_key = k.learner_key AND a.kind = k.kind
+     AND a.competency = k.competency
+    WHERE a.status <> 'resolved'
+    ORDER BY a.id
+    FOR UPDATE OF a
+)
+SELECT k.tenant AS k_tenant, k.learner_key AS k_learner_key, k.kind AS k_kind,
+       k.competency AS k_competency,
+       CASE WHEN k.raised AND (l.id IS NULL OR k.cleared) THEN
+           (SELECT max(r.resolved_at) FROM alerts r
+            WHERE r.tenant = k.tenant AND r.learner_key = k.learner_key AND r.kind = k.kind
+              AND r.competency = k.competency AND r.status = 'resolved')
+       END AS k_resolved,
+       CASE WHEN k.rules THEN
+           (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+                'id', w.id, 'priority', w.priority, 'team', w.team,
+                'business_unit', w.business_unit, 'programme', w.programme, 'kind', w.kind,
+                'min_severity', w.min_severity)), '[]'::jsonb)
+            FROM routing_rules w WHERE w.tenant = k.tenant)
+       END AS k_rules,
+       l.*
+FROM k LEFT JOIN locked l
+  ON l.tenant = k.tenant AND l.learner_key = k.learner_key AND l.kind = k.kind
+ AND l.competency = k.competency
+"""
+_KEY_COLUMNS = frozenset(
+    {"k_tenant", "k_learner_key", "k_kind", "k_competency", "k_resolved", "k_rules"}
+)
 
 
-async def last_resolutions(conn: Conn, keys: Sequence[AlertKey]) -> dict[AlertKey, datetime]:
-    """The latest resolution of each of ``keys`` that has one."""
+@dataclass(frozen=True)
+class Locked:
+    """What :func:`lock_keys` read."""
+
+    active: dict[AlertKey, dict[str, Any]]  # the alerts not resolved, as ``SELECT *`` gives them
+    resolved: dict[AlertKey, datetime]  # the latest resolutions read (keys that have one)
+    rules: dict[str, list[Rule]]  # the routing rules of the tenants asked for
+
+
+async def lock_keys(
+    conn: Conn,
+    keys: Sequence[AlertKey],
+    *,
+    raised: Set[AlertKey],
+    cleared: Set[AlertKey],
+    rules_for: Set[str],
+) -> Locked:
+    """In one statement: the alerts that are not resolved for ``keys`` (sorted, distinct),
+    locked for update in id order; the latest resolution of each key of ``raised`` that has
+    no such alert or is also in ``cleared``; and the routing rules of the tenants of
+    ``rules_for``."""
     if not keys:
-        return {}
+        return Locked({}, {}, {})
+    wanted = set(rules_for)
+    ask: list[bool] = []
+    for key in keys:  # the rules once per tenant
+        ask.append(key[0] in wanted)
+        wanted.discard(key[0])
     rows = await conn.fetch(
-        """
-        SELECT k.tenant, k.learner_key, k.kind, k.competency,
-               (SELECT max(a.resolved_at) FROM alerts a
-                WHERE a.tenant = k.tenant AND a.learner_key = k.learner_key AND a.kind = k.kind
-                  AND a.competency = k.competency AND a.status = 'resolved') AS at
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-            AS k(tenant, learner_key, kind, competency)
-        """,
+        _LOCK_KEYS,
         *_columns(keys),
+        [k in raised for k in keys],
+        [k in cleared for k in keys],
+        ask,
     )
-    return {
-        (r["tenant"], r["learner_key"], r["kind"], r["competency"]): r["at"]
-        for r in rows
-        if r["at"] is not None
-    }
+    found = Locked({}, {}, {})
+    for r in rows:
+        key = (r["k_tenant"], r["k_learner_key"], r["k_kind"], r["k_competency"])
+        if r["id"] is not None:
+            found.active[key] = {c: v for c, v in r.items() if c not in _KEY_COLUMNS}
+        if r["k_resolved"] is not None:
+            found.resolved[key] = r["k_resolved"]
+        if r["k_rules"] is not None:
+            found.rules[key[0]] = [Rule(**rule) for rule in r["k_rules"]]
+    return found
 
 
 #: what the stream changes in an alert (besides ``updated_at`` and ``version``)

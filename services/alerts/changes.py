@@ -9,7 +9,8 @@
    2 and 3 (and the NOTIFYs) in one statement, :func:`change_repository.record_changes`.
 
 A batch of detector signals (:meth:`Changes.apply_signals`) costs a few statements whatever its
-size: its alerts are locked and read at once, decided in memory
+size: its alerts are locked and read at once (with the resolutions and routing rules the
+decisions need), decided in memory
 (:mod:`services.alerts.signal_batch`), then written back and their changes recorded in one
 statement.
 
@@ -195,8 +196,9 @@ class Changes:
     ) -> list[Decision]:
         """Apply ``(tenant, learner_key, signal, cause)`` in order, each one as if alone after
         the ones before it, in a few statements whatever their number: the alerts of their keys
-        that are not resolved are locked and read at once (and the latest resolutions, where a
-        ``raise`` may need the cooldown), the decisions are made in memory
+        that are not resolved are locked and read at once (with the latest resolutions, where a
+        ``raise`` may need the cooldown, and the routing rules of the tenants a ``raise`` may
+        open an alert for), the decisions are made in memory
         (:class:`SignalBatch`), then the alerts changed and opened are written and the changes
         recorded (history, outbox, deliveries), all in one statement."""
         if not signals:
@@ -204,12 +206,11 @@ class Changes:
         keys = {key_of(t, lk, s) for t, lk, s, _ in signals}
         raised = {key_of(t, lk, s) for t, lk, s, _ in signals if s.action == "raise"}
         cleared = {key_of(t, lk, s) for t, lk, s, _ in signals if s.action == "clear"}
-        active = await change_repo.lock_active(conn, sorted(keys))
-        resolved = await change_repo.last_resolutions(
-            conn, sorted(k for k in raised if k not in active or k in cleared)
+        locked = await change_repo.lock_keys(
+            conn, sorted(keys), raised=raised, cleared=cleared, rules_for={k[0] for k in raised}
         )
-        batch = SignalBatch(active, resolved)
-        rules: dict[str, list[Rule]] = {}
+        batch = SignalBatch(locked.active, locked.resolved)
+        rules: dict[str, list[Rule]] = locked.rules  # only a raise opens
         pending: list[Pending] = []
         decisions: list[Decision] = []
         for tenant, learner_key, signal, cause in signals:

@@ -11,8 +11,10 @@
 * A 2xx marks it delivered. Anything else (status, timeout, connection error) is recorded in
   ``delivery_attempts`` and retried after ``backoff * 2**(attempt-1)`` seconds (capped), until
   ``max_attempts``; then the row is ``dead`` (a dead-letter, counted in metrics).
-* The outcomes of a round's requests are written together (one statement), each attempt with
-  the time its answer came.
+* The outcomes of a round's requests are written together, each attempt with the time its
+  answer came, in the statement that claims the next round (one round trip per round under
+  load). The worker claims and settles on the connection it listens on (held, not taken from
+  the pool and reset each time). Rows claimed when the worker stops wait for their lease.
   The backlog gauge is refreshed at most once per poll interval (a count of pending rows).
 """
 
@@ -52,8 +54,26 @@ class Attempted:
     latency: float  # seconds from the change to this attempt's answer
 
 
-# one statement (atomic by itself): an attempt row per request, then each delivery's new state
-_SETTLE = """
+# Claims due rows and leases them: ``next_attempt_at`` moved past the request timeout.
+_DUE = """
+due AS (
+    SELECT d.id FROM deliveries d
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now() {exclude}
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT ${limit}
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d SET next_attempt_at = now() + make_interval(secs => ${lease})
+FROM due, webhooks w
+WHERE d.id = due.id AND w.id = d.webhook_id
+RETURNING d.id, d.event_id, d.body, d.attempts, d.created_at, w.url, w.secret
+"""
+_CLAIM = "WITH " + _DUE.format(exclude="", limit=1, lease=2)
+
+# One statement (atomic by itself): a round's outcomes -- an attempt row per request, then each
+# delivery's new state -- and the next round claimed (not the rows just settled: a statement
+# sees the rows as they were before it).
+_SETTLE_AND_CLAIM = """
 WITH u AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[], $4::text[], $5::float8[],
                          $6::timestamptz[], $7::text[], $8::timestamptz[])
@@ -61,13 +81,15 @@ WITH u AS (
 ), attempts AS (
     INSERT INTO delivery_attempts (delivery_id, attempt, status_code, error, duration_ms, at)
     SELECT id, attempt, code, error, duration_ms, ended_at FROM u
+), settled AS (
+    UPDATE deliveries AS d SET status = u.status, attempts = u.attempt,
+        next_attempt_at = u.next_at, last_status = u.code, last_error = u.error,
+        delivered_at = CASE WHEN u.status = 'delivered' THEN clock_timestamp() END
+    FROM u
+    WHERE d.id = u.id
+), """ + _DUE.format(  # noqa: S608 - our own fragments
+    exclude="AND d.id <> ALL($1::bigint[])", limit=9, lease=10
 )
-UPDATE deliveries AS d SET status = u.status, attempts = u.attempt,
-    next_attempt_at = u.next_at, last_status = u.code, last_error = u.error,
-    delivered_at = CASE WHEN u.status = 'delivered' THEN clock_timestamp() END
-FROM u
-WHERE d.id = u.id
-"""
 
 
 @dataclass(frozen=True)
@@ -81,19 +103,19 @@ class Due:
     secret: str
 
 
-_CLAIM = """
-WITH due AS (
-    SELECT d.id FROM deliveries d
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-    ORDER BY d.next_attempt_at, d.id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
-FROM due, webhooks w
-WHERE d.id = due.id AND w.id = d.webhook_id
-RETURNING d.id, d.event_id, d.body, d.attempts, d.created_at, w.url, w.secret
-"""
+def _due(rows: list[Any]) -> list[Due]:
+    return [
+        Due(
+            r["id"],
+            str(r["event_id"]),
+            r["body"],
+            r["attempts"],
+            r["created_at"],
+            r["url"],
+            r["secret"],
+        )
+        for r in rows
+    ]
 
 
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
@@ -128,6 +150,7 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._backlog_at = float("-inf")  # monotonic time of the last backlog count
+        self._next: list[Due] = []  # claimed with the last round's outcomes, not sent yet
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -159,9 +182,9 @@ class DeliveryWorker:
                     listener = await self._pool.acquire()
                     await listener.add_listener(self._channel, self._on_notify)
                 self._wake.clear()
-                sent = await self.run_once()
+                sent = await self.run_once(listener)
                 failures = 0
-                if sent < self._concurrency:
+                if sent < self._concurrency and not self._next:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll)
             except asyncio.CancelledError:
@@ -183,37 +206,31 @@ class DeliveryWorker:
                 )
                 await asyncio.sleep(pause)
 
-    async def run_once(self) -> int:
-        """Send one batch of due deliveries; returns how many were attempted."""
+    async def run_once(self, conn: repo.Conn | None = None) -> int:
+        """Send one batch of due deliveries; returns how many were attempted. ``conn``: the
+        connection to claim and settle them on (the worker's listening one: no pool round
+        trips), else one from the pool for each. The statement settling a round claims the
+        next one, sent by the next call (until then its rows stay leased)."""
         lease = self._timeout * 2 + 5
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_CLAIM, self._concurrency, lease)
+        due, self._next = self._next, []
+        async with contextlib.AsyncExitStack() as stack:
+            db = conn if conn is not None else await stack.enter_async_context(self._pool.acquire())
+            if not due:
+                due = _due(await db.fetch(_CLAIM, self._concurrency, lease))
             if time.monotonic() - self._backlog_at >= self._poll:
                 self._backlog_at = time.monotonic()
-                backlog = await conn.fetchval(
+                backlog = await db.fetchval(
                     "SELECT count(*) FROM deliveries WHERE status = 'pending'"
                 )
                 self._metrics.delivery_backlog.set(int(backlog))
-        if not rows:
+        if not due:
             return 0
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout)
             )
-        due = [
-            Due(
-                r["id"],
-                str(r["event_id"]),
-                r["body"],
-                r["attempts"],
-                r["created_at"],
-                r["url"],
-                r["secret"],
-            )
-            for r in rows
-        ]
         attempted = await asyncio.gather(*(self._deliver(self._session, d) for d in due))
-        await self._settle(attempted)
+        self._next = await self._settle(attempted, conn, lease)
         for a in attempted:  # counted once recorded
             self._metrics.deliveries.labels(a.outcome).inc()
             if a.outcome == "delivered":
@@ -223,11 +240,15 @@ class DeliveryWorker:
                 log.warning("webhook delivery dead", extra={"delivery": a.id, "error": a.error})
         return len(due)
 
-    async def _settle(self, attempted: list[Attempted]) -> None:
-        """Record the round's outcomes: one attempt row each, and each delivery's new state."""
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                _SETTLE,
+    async def _settle(
+        self, attempted: list[Attempted], conn: repo.Conn | None, lease: float
+    ) -> list[Due]:
+        """Record the round's outcomes: one attempt row each, and each delivery's new state
+        (on ``conn``, else on one from the pool); returns the next round, claimed."""
+        async with contextlib.AsyncExitStack() as stack:
+            db = conn if conn is not None else await stack.enter_async_context(self._pool.acquire())
+            rows = await db.fetch(
+                _SETTLE_AND_CLAIM,
                 [a.id for a in attempted],
                 [a.attempt for a in attempted],
                 [a.status_code for a in attempted],
@@ -236,7 +257,10 @@ class DeliveryWorker:
                 [a.ended_at for a in attempted],
                 [a.status for a in attempted],
                 [a.next_attempt_at for a in attempted],
+                self._concurrency,
+                lease,
             )
+        return _due(rows)
 
     async def _deliver(self, session: aiohttp.ClientSession, due: Due) -> Attempted:
         """One request and its outcome (recorded by :meth:`_settle`)."""

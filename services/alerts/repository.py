@@ -136,23 +136,6 @@ async def event_clock(conn: Conn) -> datetime | None:
     return value
 
 
-async def last_resolved_at(
-    conn: Conn, tenant: str, learner_key: str, kind: str, competency: str
-) -> datetime | None:
-    value: datetime | None = await conn.fetchval(
-        """
-        SELECT max(resolved_at) FROM alerts
-        WHERE tenant = $1 AND learner_key = $2 AND kind = $3 AND competency = $4
-          AND status = 'resolved'
-        """,
-        tenant,
-        learner_key,
-        kind,
-        competency,
-    )
-    return value
-
-
 async def update_alert(conn: Conn, alert_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
     sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
     row = await conn.fetchrow(

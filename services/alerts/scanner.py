@@ -199,13 +199,16 @@ class Scanner:
         opened = 0
         after = ("", "", "")
         while True:
+            # one connection for the page: a transaction per learner on it
             async with self._pool.acquire() as conn:
                 page = await sessions_repo.candidates(conn, ref, ref - grace, after, self._batch)
-            for tenant, programme, learner_key in page:
-                try:
-                    opened += await self._walk(tenant, programme, learner_key, ref, schedules)
-                except asyncpg.UniqueViolationError:
-                    continue  # the alert was opened concurrently (another programme): next scan
+                for tenant, programme, learner_key in page:
+                    try:
+                        opened += await self._walk(
+                            conn, (tenant, programme, learner_key), ref, schedules
+                        )
+                    except asyncpg.UniqueViolationError:
+                        continue  # opened concurrently (another programme): next scan
             if len(page) < self._batch:
                 return opened
             after = page[-1]
@@ -221,33 +224,33 @@ class Scanner:
 
     async def _walk(
         self,
-        tenant: str,
-        programme: str,
-        learner_key: str,
+        conn: repo.Conn,
+        who: tuple[str, str, str],
         ref: datetime,
         schedules: dict[tuple[str, str], list[Session]],
     ) -> int:
+        """One learner's walk through a programme's sessions (``who``: tenant, programme,
+        learner key), in one transaction on ``conn``."""
+        tenant, programme, learner_key = who
         settings = await self._settings.get(tenant, programme)
         outcome = Outcome()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():
             learner = await sessions_repo.lock_learner(conn, tenant, programme, learner_key)
             schedule = schedules.get((tenant, programme))
             if schedule is None:
                 schedule = await sessions_repo.schedule(conn, tenant, programme)
                 schedules[tenant, programme] = schedule
             mine = expected(schedule, learner.cohort, learner.since)
-            attended = await sessions_repo.attendance(
-                conn, tenant, programme, learner_key, learner.walk.checked_through
-            )
-            resolved_at = await repo.last_resolved_at(conn, tenant, learner_key, MISSED, "")
-            unit = await sessions_repo.business_unit(conn, tenant, programme, learner_key)
+            found = await sessions_repo.walk_inputs(conn, learner, MISSED)
             state, signals = walk(
-                learner.walk, mine, attended, ref, settings.missed_sessions,
-                resolved_at=resolved_at, programme=programme, business_unit=unit,
+                learner.walk, mine, found.attended, ref, settings.missed_sessions,
+                resolved_at=found.resolved_at, programme=programme,
+                business_unit=found.business_unit,
             )  # fmt: skip
             for signal in signals:
                 await self._changes.apply_signal(conn, tenant, learner_key, signal, outcome)
-            await sessions_repo.save_walk(conn, learner, state)
+            if state != learner.walk:  # else the row already holds it
+                await sessions_repo.save_walk(conn, learner, state)
         for kind, decision in outcome.decisions:
             self._metrics.signals.labels(kind, decision).inc()
         for kind, severity in outcome.opened:

@@ -7,6 +7,7 @@ Functions take a connection; callers own the transaction. The rules are in
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -158,37 +159,50 @@ async def schedule(conn: Conn, tenant: str, programme: str) -> list[Session]:
     return [Session(r["session_id"], r["starts_at"], r["ends_at"], r["cohort"]) for r in rows]
 
 
-async def attendance(
-    conn: Conn, tenant: str, programme: str, learner_key: str, after: datetime | None
-) -> dict[str, datetime]:
-    """Session id -> attendance event time, for the learner's sessions that ended after
-    ``after``."""
+@dataclass(frozen=True)
+class WalkInputs:
+    """What a learner's walk reads besides the schedule (:func:`walk_inputs`)."""
+
+    attended: dict[str, datetime]  # session id -> attendance event time
+    resolved_at: datetime | None  # the learner's latest ``missed_sessions`` resolution
+    business_unit: str | None
+
+
+async def walk_inputs(conn: Conn, learner: Learner, kind: str) -> WalkInputs:
+    """In one statement: the learner's attendance at the programme's sessions that ended after
+    the walk stopped (session id -> event time), the latest resolution of their ``kind`` alert
+    (no competency), and the programme's business unit from the framework file, else the
+    learner's last one."""
     rows = await conn.fetch(
         """
-        SELECT a.session_id, a.attended_at FROM session_attendance a
-        JOIN live_sessions s USING (tenant, programme, session_id)
-        WHERE a.tenant = $1 AND a.programme = $2 AND a.learner_key = $3
-          AND s.ends_at > COALESCE($4, '-infinity'::timestamptz)
+        SELECT x.resolved_at, x.business_unit, a.session_id, a.attended_at
+        FROM (SELECT
+                (SELECT max(resolved_at) FROM alerts
+                 WHERE tenant = $1 AND learner_key = $3 AND kind = $5 AND competency = ''
+                   AND status = 'resolved') AS resolved_at,
+                COALESCE(
+                  (SELECT business_unit FROM programmes WHERE tenant = $1 AND programme = $2),
+                  (SELECT business_unit FROM learner_activity
+                   WHERE tenant = $1 AND learner_key = $3)) AS business_unit) AS x
+        LEFT JOIN (
+            SELECT a.session_id, a.attended_at FROM session_attendance a
+            JOIN live_sessions s USING (tenant, programme, session_id)
+            WHERE a.tenant = $1 AND a.programme = $2 AND a.learner_key = $3
+              AND s.ends_at > COALESCE($4, '-infinity'::timestamptz)
+        ) AS a ON true
         """,
-        tenant,
-        programme,
-        learner_key,
-        after,
+        learner.tenant,
+        learner.programme,
+        learner.learner_key,
+        learner.walk.checked_through,
+        kind,
     )
-    return {r["session_id"]: r["attended_at"] for r in rows}
-
-
-async def business_unit(conn: Conn, tenant: str, programme: str, learner_key: str) -> str | None:
-    """The programme's business unit from the framework file, else the learner's last one."""
-    value: str | None = await conn.fetchval(
-        "SELECT COALESCE("
-        " (SELECT business_unit FROM programmes WHERE tenant = $1 AND programme = $2),"
-        " (SELECT business_unit FROM learner_activity WHERE tenant = $1 AND learner_key = $3))",
-        tenant,
-        programme,
-        learner_key,
+    first = rows[0]  # one row at least (the LEFT JOIN keeps x)
+    return WalkInputs(
+        {r["session_id"]: r["attended_at"] for r in rows if r["session_id"] is not None},
+        first["resolved_at"],
+        first["business_unit"],
     )
-    return value
 
 
 async def save_walk(conn: Conn, learner: Learner, walk: Walk) -> None:

@@ -103,3 +103,48 @@ async def test_signed_deliveries_retry_and_dead_letter(
         'skillstream_alerts_alerts_raised_total{kind="failure_streak",severity="medium"} 1.0'
         in (metrics)
     )
+
+
+async def test_a_round_settled_claims_the_next(start_alerts: StartAlerts) -> None:
+    """One request per round: settling the first round claims (leases) the second delivery,
+    which the next round sends without claiming; the delivery just settled for a retry is not
+    claimed again by the statement that settled it."""
+    paths: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        paths.append(request.path)
+        return web.Response(status=500 if request.path == "/fail" else 200)
+
+    receiver = web.Application()
+    receiver.router.add_post("/{name}", hook)
+    async with TestServer(receiver, host="127.0.0.1", port=0) as server:
+        running = await start_alerts(webhook_concurrency=1, webhook_backoff_seconds=0.001)
+        base = f"http://127.0.0.1:{server.port}"
+        async with running.alerts.pool.acquire() as conn:
+            await staff_repo.upsert_team(conn, "acme", "coaching", "Coaching")
+            await staff_repo.insert_rule(conn, "acme", "coaching", priority=100)
+            await staff_repo.insert_webhook(conn, "acme", "coaching", f"{base}/fail", "a")
+            await staff_repo.insert_webhook(conn, "acme", "coaching", f"{base}/ok", "b")
+        table: dict[bytes, bytes] = {}
+        for i in range(4):
+            env = progress(T0 + timedelta(minutes=i), correct=False)
+            assert await running.apply(env, table) == "applied"
+        deliveries = "SELECT w.url, d.status, d.attempts, d.next_attempt_at > now() AS leased FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id ORDER BY w.id"  # noqa: E501
+        worker = running.alerts.webhooks
+
+        assert await worker.run_once() == 1
+        assert paths == ["/fail"]
+        rows = await running.fetch(deliveries)
+        # the first delivery failed (retry due now), the second was claimed with its outcome
+        assert [(r["status"], r["attempts"], r["leased"]) for r in rows] == [
+            ("pending", 1, False),
+            ("pending", 0, True),
+        ]
+        assert await worker.run_once() == 1
+        assert paths == ["/fail", "/ok"]
+        rows = await running.fetch(deliveries)
+        assert [(r["status"], r["attempts"]) for r in rows] == [("pending", 1), ("delivered", 1)]
+        # the retry, claimed with the second round's outcome
+        assert rows[0]["leased"]
+        assert await worker.run_once() == 1
+        assert paths == ["/fail", "/ok", "/fail"]
