@@ -268,6 +268,16 @@ def benches(assistments: Path) -> list[Bench]:
             ralph=True,
         ),
         Bench(
+            "bench/bench_pg_compression.py",
+            "PostgreSQL compression of archived statements (`services/*/migrations`)",
+            "The server CPU of storing the same statements as ingest does (archive row with the "
+            "jsonb body, outbox row with the envelope, 50 per transaction) into tables compressed "
+            "with pglz (PostgreSQL's default) and with lz4 (what the migrations ask for), the "
+            "methods alternating round by round; CPU of the server process serving the "
+            "connection, per 1,000 statements. Baseline: pglz in the same run.",
+            smoke=["--statements", "500", "--rounds", "1"],
+        ),
+        Bench(
             "bench/bench_progress_throughput.py",
             "Progress throughput (`services/progress`)",
             "One progress worker (Faust agent, changelog-backed table, updates published, "

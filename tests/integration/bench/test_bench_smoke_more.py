@@ -131,3 +131,14 @@ def test_soak_bench_runs(env: dict[str, str]) -> None:
     assert set(result["verdict"]) == {"lag_bounded", "memory_flat", "nothing_lost"}
     assert "Verdict: lag bounded " in out
     assert "| updates applied by alerts |" in out
+
+
+def test_pg_compression_bench_runs(env: dict[str, str]) -> None:
+    out = run("bench/bench_pg_compression.py", "--statements", "500", "--rounds", "1", env=env)
+    result = orjson.loads(out.strip().splitlines()[-1])
+    assert result["statements"] == 500
+    assert result["mean_body_bytes"] > 1000  # the archived bodies, not an empty stand-in
+    cpu = result["best_server_cpu_s_per_1k"]
+    assert set(cpu) == {"pglz", "lz4"}
+    assert all(v > 0 for v in cpu.values())  # the server process really did the work
+    assert "lz4 / pglz server CPU" in out

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,33 @@ async def test_pool_works_in_its_schema(
         await ping(pool)
         await pool.execute("INSERT INTO notes VALUES (1, $1)", {"a": [1, 2]})
         assert await pool.fetchval("SELECT body FROM notes WHERE id = 1") == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    ("service", "columns"),
+    [
+        ("ingest", {("statements", "body"), ("outbox", "envelope")}),
+        (
+            "alerts",
+            {
+                ("alerts", "evidence"),
+                ("alert_history", "details"),
+                ("outbox", "envelope"),
+                ("deliveries", "body"),
+            },
+        ),
+    ],
+)
+async def test_the_large_values_are_compressed_with_lz4(
+    service: str, columns: set[tuple[str, str]], db_schema: str, db_conn: asyncpg.Connection[Any]
+) -> None:
+    # the servers `make infra-up` starts (Debian's PostgreSQL 15) are built with lz4
+    directory = files(f"services.{service}") / "migrations"
+    await apply_migrations(db_conn, db_schema, directory)
+    rows = await db_conn.fetch(
+        "SELECT c.relname, a.attname FROM pg_attribute a"
+        " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND c.relkind = 'r' AND a.attcompression::text = 'l'",
+        db_schema,
+    )
+    assert {(r["relname"], r["attname"]) for r in rows} == columns
