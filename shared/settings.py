@@ -16,7 +16,7 @@ Settings are built at start-up (``IngestSettings()``), never at import time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic.fields import FieldInfo
@@ -79,6 +79,12 @@ class ServiceSettings(BaseSettings):
         default="public",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema this service owns (each service has its own).",
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        validation_alias=_shared("SKILLSTREAM_EVENT_LOOP"),
+        description="Event loop the service runs on: 'uvloop' (libuv; less CPU per request and "
+        "message) or 'asyncio' (the standard library's).",
     )
     db_pool_min: int = Field(default=1, ge=0, le=100, description="Smallest pool size.")
     db_pool_max: int = Field(default=10, ge=1, le=200, description="Largest pool size.")

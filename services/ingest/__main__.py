@@ -17,7 +17,7 @@ def main() -> None:
     async def serve(stop: asyncio.Event) -> None:
         await run(settings, stop)
 
-    run_until_stopped(serve)
+    run_until_stopped(serve, event_loop=settings.event_loop)
 
 
 if __name__ == "__main__":

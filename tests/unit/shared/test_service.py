@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 import gc
+import os
+import signal
 
 import aiohttp
+import pytest
 from aiohttp import web
 
-from shared.service import GC_THRESHOLD, serve_http, tune_gc
+from shared.service import GC_THRESHOLD, EventLoop, run_until_stopped, serve_http, tune_gc
+from shared.settings import ServiceSettings
 
 
 async def hello(_: web.Request) -> web.Response:
@@ -40,3 +45,28 @@ def test_tune_gc_freezes_start_up_objects_and_raises_the_threshold() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize(("kind", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_run_until_stopped_runs_on_the_loop_asked_for_and_stops_on_sigterm(
+    kind: EventLoop, module: str
+) -> None:
+    seen: list[str] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+        # a real SIGTERM, as Kubernetes sends it: the handler sets ``stop``
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(stop.wait(), 5)
+        seen.append("stopped")
+
+    run_until_stopped(main, event_loop=kind)
+    assert seen[0].split(".")[0] == module
+    assert seen[1:] == ["stopped"]
+
+
+def test_services_run_on_uvloop_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKILLSTREAM_EVENT_LOOP", raising=False)
+    assert ServiceSettings().event_loop == "uvloop"
+    monkeypatch.setenv("SKILLSTREAM_EVENT_LOOP", "asyncio")
+    assert ServiceSettings().event_loop == "asyncio"
