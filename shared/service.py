@@ -9,9 +9,11 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Final, Literal
+from typing import Final
 
 from aiohttp import web
+
+from shared.settings import EventLoop
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +51,12 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
-EventLoop = Literal["uvloop", "asyncio"]
-
-
-def new_event_loop(kind: EventLoop) -> asyncio.AbstractEventLoop:
-    """A new event loop of ``kind``: uvloop's (libuv: its loop, handles and socket transports
-    are C, so the Python work per request or message is smaller) or the standard library's.
-    Both run the same code (aiohttp, asyncpg, aiokafka and Faust support uvloop)."""
-    if kind == "uvloop":
-        import uvloop  # only the processes that ask for it load it
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
 def run_until_stopped(
     main: Callable[[asyncio.Event], Awaitable[None]], *, event_loop: EventLoop = "asyncio"
 ) -> None:
     """Run ``main(stop)`` in a new event loop of kind ``event_loop``; SIGTERM and SIGINT set
-    ``stop``.
+    ``stop``. uvloop's loop, handles and socket transports are C, so the Python work per request
+    or message is smaller; aiohttp, asyncpg, aiokafka and Faust run on either loop.
 
     ``main`` opens its resources, waits on ``stop``, and closes them in reverse order.
     """
@@ -80,8 +69,10 @@ def run_until_stopped(
                 loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    if event_loop == "asyncio":
-        asyncio.run(runner())
-        return
-    with asyncio.Runner(loop_factory=lambda: new_event_loop(event_loop)) as loop_runner:
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None  # asyncio.run's own loop
+    if event_loop == "uvloop":
+        import uvloop  # only the processes that ask for it load it
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as loop_runner:
         loop_runner.run(runner())

@@ -22,6 +22,10 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: the event loops a service can run on (``SKILLSTREAM_EVENT_LOOP``; see
+#: :func:`shared.service.run_until_stopped`)
+EventLoop = Literal["uvloop", "asyncio"]
+
 
 def _shared(name: str) -> Any:
     """A field read from exactly one, unprefixed environment variable."""
@@ -80,7 +84,7 @@ class ServiceSettings(BaseSettings):
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="PostgreSQL schema this service owns (each service has its own).",
     )
-    event_loop: Literal["uvloop", "asyncio"] = Field(
+    event_loop: EventLoop = Field(
         default="uvloop",
         validation_alias=_shared("SKILLSTREAM_EVENT_LOOP"),
         description="Event loop the service runs on: 'uvloop' (libuv; less CPU per request and "

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.service import GC_THRESHOLD, EventLoop, run_until_stopped, serve_http, tune_gc
-from shared.settings import ServiceSettings
+from shared.service import GC_THRESHOLD, run_until_stopped, serve_http, tune_gc
+from shared.settings import EventLoop, ServiceSettings
 
 
 async def hello(_: web.Request) -> web.Response:
