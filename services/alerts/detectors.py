@@ -9,7 +9,6 @@ the open alert); when the condition stops holding after a raise it emits ``clear
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from services.alerts.rules import DetectorSettings, FailureStreak, Gaming, Regression
 from services.alerts.rules import WheelSpinning as WheelRule
@@ -22,110 +21,17 @@ from services.alerts.state import (
     LearnerState,
     Signal,
 )
+from services.alerts.wheel import (
+    EVIDENCE_IDS,
+    Verdict,
+    ids,
+    record_attempt,
+    trajectory,
+    wheel_spinning,
+)
 from shared.alert_events import AlertKind, Severity, Support
 from shared.envelope import Envelope
 from shared.events import ProgressUpdate
-
-EVIDENCE_IDS = 20
-
-#: (holds, severity, evidence) of one detector on one competency
-Verdict = tuple[bool, Severity, dict[str, Any]]
-
-
-def _trajectory(comp: CompetencyState) -> list[list[Any]]:
-    return [[at.isoformat(), round(m, 4)] for at, m in comp.trajectory]
-
-
-def _ids(attempts: list[Attempt]) -> list[str]:
-    return [a.statement_id for a in attempts[-EVIDENCE_IDS:]]
-
-
-def evidential(attempt: Attempt, rule: WheelRule) -> bool:
-    """Whether ``attempt`` says anything about what the learner knows: not when it came after
-    ``bottom_out_hints`` hints or more (the answer was shown) or quicker than
-    ``min_answer_s`` (not read: a guess)."""
-    if attempt.hints >= rule.bottom_out_hints:
-        return False
-    return attempt.duration_s is None or attempt.duration_s >= rule.min_answer_s
-
-
-def _since_mastery(comp: CompetencyState, rule: WheelRule) -> tuple[list[Attempt], list[bool]]:
-    """:func:`attempts_since_mastery` and, for each of those attempts, :func:`evidential`."""
-    since: list[Attempt] = []
-    flags: list[bool] = []
-    streak = 0
-    for attempt in comp.recent:
-        since.append(attempt)
-        counts = evidential(attempt, rule)
-        flags.append(counts)
-        if not counts:
-            continue
-        streak = streak + 1 if attempt.correct else 0
-        if streak >= rule.correct_in_a_row:
-            since, flags, streak = [], [], 0
-    return since, flags
-
-
-def attempts_since_mastery(comp: CompetencyState, rule: WheelRule) -> list[Attempt]:
-    """The attempts made since the learner last showed mastery -- ``correct_in_a_row``
-    evidential correct answers in a row; attempts that are not evidence neither extend nor
-    break a streak -- oldest first, within the ``RECENT_ATTEMPTS`` kept."""
-    return _since_mastery(comp, rule)[0]
-
-
-def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> Verdict:
-    """Attempts without mastery (see :mod:`services.alerts.rules` for the rule, its defaults
-    and how they were tuned): the classic rule when ``max_attempts`` passed, earlier when the
-    answers since the last mastery were mostly wrong; held until mastery is shown. The
-    evidence is only built when the condition holds (the caller drops it otherwise)."""
-    since, flags = _since_mastery(comp, rule)
-    if not since:  # mastery shown by the latest answers
-        return False, "medium", {}
-    # attempts before the window kept count too when no mastery was seen in the window
-    run = len(since) + (comp.attempts - len(comp.recent) if len(since) == len(comp.recent) else 0)
-    answers = [a.correct for a, counts in zip(since, flags, strict=True) if counts]
-    wrong = answers.count(False)
-    recent_right = sum(answers[-rule.recent_window :])
-    current = next((a.mastery for a in reversed(comp.recent) if a.mastery is not None), None)
-
-    def evidence() -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "attempts_without_mastery": run,
-            "wrong": wrong,
-            "not_evidence": len(since) - len(answers),
-            "correct": sum(answers),
-            "statement_ids": _ids(since),
-            "mastery_trajectory": _trajectory(comp),
-        }
-        if current is not None:
-            found["mastery"] = round(current, 4)
-        return found
-
-    struggling = recent_right <= rule.recent_max_correct
-    if run >= rule.max_attempts and struggling and (current is None or current < rule.max_mastery):
-        found = evidence()
-        found["rule"] = f"no {rule.correct_in_a_row} correct in a row in {rule.max_attempts}"
-        return True, "high", found
-    if rule.early_enabled and run >= rule.early_min_attempts and wrong >= rule.early_min_wrong:
-        window = [a for a in since if a.mastery is not None][-rule.slope_window :]
-        masteries = [a.mastery for a in window if a.mastery is not None]
-        slope = (masteries[-1] - masteries[0]) / (len(masteries) - 1) if len(masteries) > 1 else 0.0
-        predicted = window[-1].predicted if window else None
-        if (
-            struggling
-            and (current is None or current < rule.early_max_mastery)
-            and slope < rule.early_min_slope
-            and (predicted is None or predicted < rule.early_max_predicted)
-        ):
-            found = evidence()
-            found.update(slope=round(slope, 4))
-            found["rule"] = f"{wrong} wrong in {run} attempts without mastery"
-            return True, "medium", found
-    if was_active:  # raised and no mastery shown since: keep it open
-        found = evidence()
-        found["rule"] = "not mastered yet"
-        return True, "medium", found
-    return False, "medium", {}
 
 
 def failure_streak(comp: CompetencyState, rule: FailureStreak) -> Verdict:
@@ -133,7 +39,7 @@ def failure_streak(comp: CompetencyState, rule: FailureStreak) -> Verdict:
         return False, "medium", {}
     streak = comp.recent[-comp.wrong_streak :]
     severity: Severity = "high" if comp.wrong_streak >= 2 * rule.k else "medium"
-    return True, severity, {"wrong_in_a_row": comp.wrong_streak, "statement_ids": _ids(streak)}
+    return True, severity, {"wrong_in_a_row": comp.wrong_streak, "statement_ids": ids(streak)}
 
 
 def gaming(comp: CompetencyState, rule: Gaming) -> Verdict:
@@ -195,8 +101,8 @@ def regression(comp: CompetencyState, rule: Regression, was_active: bool) -> Ver
             "peak_at": comp.peak_at.isoformat() if comp.peak_at else None,
             "mastery": round(current, 4),
             "drop": round(drop, 4),
-            "mastery_trajectory": _trajectory(comp),
-            "statement_ids": _ids(comp.recent[-5:]),
+            "mastery_trajectory": trajectory(comp),
+            "statement_ids": ids(comp.recent[-5:]),
         },
     )
 
@@ -216,7 +122,9 @@ def _record(comp: CompetencyState, update: ProgressUpdate, at: datetime, rule: W
         predicted=update.predicted_correct,
     )
     comp.hints_pending = 0
+    previous = comp.recent[-1] if comp.recent else None
     comp.recent = [*comp.recent, attempt][-RECENT_ATTEMPTS:]
+    record_attempt(comp, previous, rule)
     if update.mastery_after is not None:
         comp.trajectory = [*comp.trajectory, (at, update.mastery_after)][-TRAJECTORY_POINTS:]
         if comp.peak is None or update.mastery_after > comp.peak:

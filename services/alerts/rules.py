@@ -7,36 +7,53 @@ holds a partial JSON object shaped like :class:`DetectorSettings` (``{"failure_s
 
 Defaults and where they come from:
 
-* wheel-spinning: Beck & Gong (2013): no mastery -- ``correct_in_a_row`` (3) correct answers in a
-  row -- within ``max_attempts`` (10) attempts, counted since the learner last showed mastery (not
-  since the first attempt: a skill mastered, forgotten and then practised in vain is a stall
-  too). Only answers that are evidence count for or against mastery: one given after
+* wheel-spinning: many attempts on a competency without mastery. Mastery is shown by
+  ``correct_in_a_row`` (3) right answers in a row that are evidence: an answer given after
   ``bottom_out_hints`` (3) hints or more (the answer was shown) or quicker than ``min_answer_s``
-  (5 s: not read, a guess) counts as an attempt but neither builds nor breaks a streak (a gamer
-  who clicks through to the answer is not mastering anything). Two checks against the evidence
-  of the moment: the learner is still struggling -- at most ``recent_max_correct`` (1) of the
-  last ``recent_window`` (3) evidential answers right; a learner who has just got it (two of the
-  last three right) is not flagged, and is if it slips again -- and the mastery model agrees:
-  its estimate after the latest attempt is below ``max_mastery`` (0.7). Severity high. Earlier
-  flag (severity medium), where the answers already say enough: after ``early_min_attempts`` (9)
-  attempts without mastery of which at least ``early_min_wrong`` (7) evidential answers were
-  wrong, still struggling as above; optionally also the model's estimate below
-  ``early_max_mastery``, its rise per attempt over the last ``slope_window`` (5) attempts below
-  ``early_min_slope`` and its predicted chance of a correct answer below
-  ``early_max_predicted`` (all 1.0 by default, i.e. off: on the tuning cohort each gating cost
-  more early detections than it saved false alarms). An alert stays open until the learner
-  shows mastery (auto-resolved then); a later run of attempts without mastery can raise a new
-  one after the cooldown.
+  (5 s: not read, a guess) counts as an attempt but neither builds nor breaks a streak. Two
+  methods (``method``):
 
-  Tuned on the classroom simulator, seed 101 only (400 learners, 263 true stalls = 10
-  consecutive attempts while the skill was truly unknown); ``bench/bench_alert_quality.py``
-  reports a held-out seed. On seed 101: precision 72 %, recall 92 %, median delay -1 attempt
-  (the classic rule: 57 %, 71 %, 0). The trade-off is set by ``max_mastery`` and
-  ``correct_in_a_row``: 1.0 -> 67 % / 94 %; ``correct_in_a_row`` 4 -> 67 % / 95 %; without the
-  early flag 76 % / 89 % and no gain in delay. Precision 75 % with recall 95 % was out of reach
-  on that cohort, even for a filter that knows the simulator's learner types (73 % / 93 %,
-  64 % / 96 %): a learner who is truly stuck and one who is about to learn give the same
-  answers until the attempts run out, and a lucky streak of guesses looks like mastery.
+  - ``stall_probability`` (default): the stall filter (:mod:`services.alerts.stall`, BKT with
+    forgetting over whether the skill is known and how many attempts in a row were made without
+    knowing it) gives the probability that the learner has made ``max_attempts`` (10, Beck &
+    Gong's count) attempts in a row without knowing the skill. Raised when it reaches
+    ``raise_probability`` (0.4), or earlier when the probability that the next attempt completes
+    such a run reaches ``raise_next_probability`` (0.6); severity high from ``high_probability``
+    (0.8). The filter's parameters: ``bkt`` (the framework defaults: prior 0.2, learn 0.15,
+    forget 0.02 a day, guess 0.2, slip 0.1; set a tenant's fitted values here); a share
+    ``stuck_share`` (0.05) of learners who barely learn the skill (learn x
+    ``stuck_learn_factor``, 0.03), which the answers make more or less likely; an answer that
+    is not evidence teaches ``not_evidence_learn_factor`` (0.1) of a normal attempt.
+  - ``attempts``: the count itself, since the learner last showed mastery: ``max_attempts``
+    attempts without mastery and the mastery model's estimate below ``max_mastery`` (0.7),
+    severity high; earlier (medium) after ``early_min_attempts`` (9) attempts of which
+    ``early_min_wrong`` (7) evidential answers were wrong, optionally gated on the model's
+    estimate (``early_max_mastery``), its slope over ``slope_window`` (5) attempts
+    (``early_min_slope``) and its predicted chance of a right answer (``early_max_predicted``;
+    all three 1.0, off, by default).
+
+  Both raise only while the learner is struggling -- at most ``recent_max_correct`` (1) of the
+  last ``recent_window`` (3) evidential answers right (a learner who has just got it is not
+  flagged, and is if it slips again) -- and hold the alert until mastery is shown (then it is
+  auto-resolved and the filter's stall is over); a new run can raise a new one after the
+  cooldown.
+
+  How the defaults were chosen: on the classroom simulator, whose truth calls a stall 10
+  attempts in a row made while the skill was truly unknown, replayed offline through the
+  services' own code (``bench/alert_replay.py``). Tuned on seeds 101 and 102 (400 learners
+  each; precision / recall / median delay in attempts): ``stall_probability`` 74.4 % / 95.1 % /
+  -1 and 70.8 % / 95.3 % / -1, where ``attempts`` gave 71.8 % / 92.0 % / -1 and 68.3 % /
+  92.2 % / 0. Not used for tuning: seed 103 (400 learners) 69.6 % / 94.4 % (``attempts``
+  65.5 % / 91.4 %); seeds 2027-2030 (100 learners each) 70.8-82.4 % / 92.7-98.4 % (``attempts``
+  68.5-75.0 % / 87.3-91.3 %). The trade-off: ``raise_probability`` 0.3 with
+  ``raise_next_probability`` 0.5 gave 70.3 % / 96.5 % on the tuning seeds together;
+  ``not_evidence_learn_factor`` 1.0 raises precision by 2-4 points and lowers recall by 2-3.
+  The simulator's gamed attempts teach a tenth of a real one, as the 0.1 default assumes: on
+  real data that factor is a guess. What any detector can reach there is bounded: even the
+  same filter run with each learner's true parameters, knowing which attempts were gamed and
+  judging with every answer on the pair (hindsight), reaches precision 82 % at recall 95 % on
+  seed 101 and 75 % at 96 % on seed 102 (``bench/bench_alert_quality.py`` reports it for the
+  cohort it runs).
 * failure streak: ``k`` (4) consecutive wrong answers on one competency; severity high from
   ``2k``. Cleared by a correct answer.
 * inactivity: no evidence at all for ``days`` (7) while the learner's programme runs (see
@@ -70,12 +87,13 @@ raise a new one for ``cooldown_hours`` (12) of event time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.alerts.state import RECENT_ATTEMPTS
 from shared.alert_events import Support
+from shared.framework import BktParams
 
 
 class _Rule(BaseModel):
@@ -86,13 +104,23 @@ class _Rule(BaseModel):
 
 
 class WheelSpinning(_Rule):
+    method: Literal["stall_probability", "attempts"] = "stall_probability"
     max_attempts: int = Field(default=10, ge=1, le=RECENT_ATTEMPTS)
     correct_in_a_row: int = Field(default=3, ge=1)
-    max_mastery: float = Field(default=0.7, ge=0, le=1)
     recent_window: int = Field(default=3, ge=1, le=RECENT_ATTEMPTS)
     recent_max_correct: int = Field(default=1, ge=0)
     bottom_out_hints: int = Field(default=3, ge=1)
     min_answer_s: float = Field(default=5.0, ge=0)
+    # method "stall_probability"
+    raise_probability: float = Field(default=0.4, gt=0, le=1)
+    raise_next_probability: float = Field(default=0.6, gt=0, le=1)
+    high_probability: float = Field(default=0.8, gt=0, le=1)
+    bkt: BktParams = BktParams()
+    stuck_share: float = Field(default=0.05, ge=0, lt=1)
+    stuck_learn_factor: float = Field(default=0.03, ge=0, le=1)
+    not_evidence_learn_factor: float = Field(default=0.1, ge=0, le=1)
+    # method "attempts"
+    max_mastery: float = Field(default=0.7, ge=0, le=1)
     early_enabled: bool = True
     early_min_attempts: int = Field(default=9, ge=2, le=RECENT_ATTEMPTS)
     early_min_wrong: int = Field(default=7, ge=1)

@@ -54,6 +54,9 @@ class CompetencyState(BaseModel):
     recent: list[Attempt] = Field(default_factory=list)
     trajectory: list[tuple[datetime, float]] = Field(default_factory=list)
     active: list[AlertKind] = Field(default_factory=list)  # raised and not cleared
+    #: the wheel-spinning stall filter's vector (:mod:`services.alerts.stall`); empty until the
+    #: first attempt under method ``stall_probability``
+    stall: list[float] = Field(default_factory=list)
 
 
 class LearnerState(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from services.alerts import stall
 from services.alerts.detectors import evaluate
 from services.alerts.rules import DetectorSettings, resolve
 from services.alerts.state import LearnerState, Signal
@@ -15,8 +16,13 @@ from tests.unit.alerts.helpers import T0, Learner, update_env
 # --- wheel-spinning ------------------------------------------------------------------------
 
 
+def by_attempts(**rule: Any) -> DetectorSettings:
+    """Wheel-spinning by Beck & Gong's count (method ``attempts``), with ``rule`` laid over."""
+    return resolve({"wheel_spinning": {"method": "attempts", **rule}})
+
+
 def no_early() -> DetectorSettings:
-    return resolve({"wheel_spinning": {"early_enabled": False}})
+    return by_attempts(early_enabled=False)
 
 
 def test_wheel_spinning_classic_rule_fires_at_the_tenth_attempt_without_mastery() -> None:
@@ -41,7 +47,7 @@ def test_wheel_spinning_not_raised_when_three_in_a_row_came_first() -> None:
 
 
 def test_wheel_spinning_threshold_is_configurable() -> None:
-    learner = Learner(resolve({"wheel_spinning": {"early_enabled": False, "max_attempts": 6}}))
+    learner = Learner(by_attempts(early_enabled=False, max_attempts=6))
     for _ in range(5):
         learner.answer(correct=False)
     assert "wheel_spinning" not in learner.kinds()
@@ -50,7 +56,7 @@ def test_wheel_spinning_threshold_is_configurable() -> None:
 
 
 def test_wheel_spinning_flagged_early_when_the_answers_are_mostly_wrong() -> None:
-    learner = Learner()
+    learner = Learner(by_attempts())
     for correct in [False, True, False, False, True, False, False, False]:
         learner.answer(correct=correct, mastery_after=0.3)
     assert "wheel_spinning" not in learner.kinds()  # 8 attempts: not enough evidence yet
@@ -65,7 +71,7 @@ def test_wheel_spinning_flagged_early_when_the_answers_are_mostly_wrong() -> Non
 
 
 def test_no_early_flag_with_fewer_wrong_answers() -> None:
-    learner = Learner()
+    learner = Learner(by_attempts())
     for correct in [True, False, True, False, False, True, False, False, False]:  # 6 wrong
         learner.answer(correct=correct, mastery_after=0.3)
     assert "wheel_spinning" not in learner.kinds()
@@ -76,7 +82,7 @@ def test_no_early_flag_with_fewer_wrong_answers() -> None:
 
 
 def test_early_flag_can_also_require_the_model_to_agree() -> None:
-    settings = resolve({"wheel_spinning": {"early_max_mastery": 0.2, "early_max_predicted": 0.3}})
+    settings = by_attempts(early_max_mastery=0.2, early_max_predicted=0.3)
     learner = Learner(settings)
     for _ in range(9):
         learner.answer(correct=False, mastery_after=0.25, predicted_correct=0.25)
@@ -88,7 +94,7 @@ def test_early_flag_can_also_require_the_model_to_agree() -> None:
 
 
 def test_no_early_flag_when_mastery_is_rising_and_the_slope_is_required() -> None:
-    learner = Learner(resolve({"wheel_spinning": {"early_min_slope": 0.03}}))
+    learner = Learner(by_attempts(early_min_slope=0.03))
     for i in range(9):
         learner.answer(correct=i == 4, mastery_after=0.1 + 0.05 * i)
     assert "wheel_spinning" not in learner.kinds()
@@ -171,6 +177,84 @@ def test_wheel_spinning_clears_on_mastery_and_can_come_back() -> None:
     assert learner.kinds().count("wheel_spinning") == raised
     learner.answer(correct=False)  # ten attempts since the mastery: stuck again
     assert learner.kinds().count("wheel_spinning") == raised + 1
+
+
+def stall_of(learner: Learner) -> tuple[float, float]:
+    vec = learner.state.competencies["py.basics"].stall
+    return stall.stalled(vec), stall.stalled_next(vec)
+
+
+def test_stall_probability_flags_before_the_tenth_wrong_answer() -> None:
+    """The default method: nine wrong answers make a tenth attempt without knowing the skill
+    likely (the early flag, medium); at the tenth the stall itself is near certain (high)."""
+    learner = Learner()
+    for _ in range(8):
+        learner.answer(correct=False)
+    assert "wheel_spinning" not in learner.kinds()
+    assert stall_of(learner) == (0.0, 0.0)  # no run of ten is possible yet
+    [ws] = [s for s in learner.answer(correct=False) if s.kind == "wheel_spinning"]
+    assert ws.action == "raise"
+    assert ws.severity == "medium"
+    assert ws.evidence["stall_probability"] == 0.0
+    assert ws.evidence["stall_probability_next"] >= 0.6
+    assert ws.evidence["rule"].startswith("10 attempts in a row without knowing the skill")
+    assert ws.evidence["attempts_without_mastery"] == 9
+    [ws] = [s for s in learner.answer(correct=False) if s.kind == "wheel_spinning"]
+    assert ws.severity == "high"
+    assert ws.evidence["stall_probability"] >= 0.8
+
+
+def test_stall_probability_waits_while_the_learner_is_getting_it_right() -> None:
+    learner = Learner()
+    for correct in [False] * 7 + [True, True, False]:
+        learner.answer(correct=correct)
+    assert stall_of(learner)[0] >= 0.4  # likely stalled, but two of the last three were right
+    assert "wheel_spinning" not in learner.kinds()
+    learner.answer(correct=False)  # one of the last three: struggling again
+    assert "wheel_spinning" in learner.kinds()
+
+
+def test_stall_probability_mastery_clears_and_a_new_stall_needs_a_new_run() -> None:
+    learner = Learner()
+    for _ in range(12):
+        learner.answer(correct=False)
+    assert "wheel_spinning" in learner.kinds()
+    for _ in range(3):
+        learner.answer(correct=True)
+    assert learner.kinds("clear") == ["failure_streak", "wheel_spinning"]
+    raised = learner.kinds().count("wheel_spinning")
+    assert stall_of(learner) == pytest.approx((0.0, 0.0), abs=1e-6)  # the stall is over
+    for _ in range(8):
+        learner.answer(correct=False)
+    assert learner.kinds().count("wheel_spinning") == raised  # eight: not yet
+    learner.answer(correct=False)
+    assert learner.kinds().count("wheel_spinning") == raised + 1
+
+
+def test_stall_probability_answers_that_are_not_evidence_do_not_show_mastery() -> None:
+    """Ten instant right answers: none is evidence, so the learner who did not know the skill
+    at the start still does not (clicking through teaches a tenth): a likely stall."""
+    learner = Learner()
+    for _ in range(10):
+        learner.answer(correct=True, duration_s=1.0)
+    [ws, *_] = [s for s in learner.signals if s.kind == "wheel_spinning"]
+    assert ws.evidence["not_evidence"] == 9
+    assert ws.evidence["correct"] == 0
+    assert stall_of(learner)[0] == pytest.approx(0.8 * (1 - 0.15 * 0.1) ** 9, rel=0.05)
+
+
+def test_stall_filter_restarts_when_the_run_length_changes() -> None:
+    learner = Learner()
+    for _ in range(3):
+        learner.answer(correct=False)
+    assert len(learner.state.competencies["py.basics"].stall) == stall.size(10)
+    learner.settings = resolve({"wheel_spinning": {"max_attempts": 4}})
+    learner.answer(correct=False)
+    assert len(learner.state.competencies["py.basics"].stall) == stall.size(4)
+    assert stall_of(learner)[0] == 0.0  # restarted at this attempt: one attempt of the run
+    learner.settings = by_attempts()
+    learner.answer(correct=False)  # the other method leaves the vector alone
+    assert len(learner.state.competencies["py.basics"].stall) == stall.size(4)
 
 
 # --- failure streak ------------------------------------------------------------------------
