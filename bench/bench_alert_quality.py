@@ -19,6 +19,11 @@ the services' salt) and competency:
   not count as detecting the stall, nor does its time count as the delay);
 * baseline in the same run: the classic Beck & Gong (2013) rule -- wheel-spinning when 10
   attempts pass without 3 correct in a row -- computed offline on the same statements;
+* beside them, an upper bound, not a detector: the Bayes filter of ``bench/stall_ceiling.py``,
+  which knows each learner's true parameters and which attempts were gamed -- the calibration
+  of its posteriors, the best precision at recall >= 95 % and the best recall at precision >=
+  75 % over thresholds of its posterior after every answer on a pair (hindsight), and an online
+  variant flagging with fixed thresholds (precision, recall and delays as for the alerts);
 * false alarms: share of learners of each archetype with an alert of each kind;
 * gaming alerts vs the gamer archetype, inactivity and missed-live-sessions alerts vs drop-outs
   (per learner; drop-outs' attendance fades before they stop);
@@ -439,9 +444,10 @@ def markdown(r: dict[str, Any], command: str) -> str:
         (
             "The ceilings are a Bayes filter that knows each learner's true parameters and which "
             "attempts were gamed (`bench/stall_ceiling.py`): no detector, which sees only the "
-            "statements, can do better on average, so a target the ceiling misses is out of "
-            "any detector's reach. Its final posteriors sum to "
-            f"{hs['expected_stalls']:.1f} for {hs['true_stalls']} true stalls."
+            "statements, can do better in expectation (on one cohort, chance can put one a few "
+            "points above), so a target the ceiling misses is out of any detector's reach. Its "
+            f"final posteriors sum to {hs['expected_stalls']:.1f} (+/- "
+            f"{hs['expected_stalls_sd']:.1f} if right) for {hs['true_stalls']} true stalls."
         ),
     ]
     g, i, s = r["gaming"], r["inactivity"], r["missed_sessions"]

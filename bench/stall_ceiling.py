@@ -23,7 +23,8 @@ Figures, over learner x competency pairs with at least one attempt:
 
 * :func:`calibration`: the sum of the final posteriors against the number of true stalls;
 * hindsight (:func:`sweep`, :func:`best_precision`, :func:`best_recall`): pairs whose posterior
-  after every answer on the pair reaches a threshold, over every threshold;
+  after every answer on the pair reaches a threshold, the best threshold picked on the cohort
+  itself (a bound: on a small cohort that choice flatters it a little);
 * online (:func:`flag_online`): a pair flagged at the first attempt where P(stalled by now) >=
   :data:`ONLINE_LATE` or P(stalled by the next attempt, should there be one) >=
   :data:`ONLINE_EARLY` -- one fixed pair of thresholds, chosen on other cohorts than the reported
@@ -173,8 +174,14 @@ def best_recall(points: Iterable[Point], min_precision: float) -> Point | None:
 
 
 def calibration(scores: Mapping[K, float], positives: set[K]) -> dict[str, float]:
-    """Expected against actual number of stalls (a calibrated filter gets them close)."""
-    return {"expected_stalls": math.fsum(scores.values()), "true_stalls": len(positives)}
+    """Expected against actual number of stalls, with the standard deviation the actual number
+    would have if the posteriors were right (pairs independent): a calibrated filter lands
+    within a few of those."""
+    return {
+        "expected_stalls": math.fsum(scores.values()),
+        "expected_stalls_sd": math.sqrt(math.fsum(p * (1.0 - p) for p in scores.values())),
+        "true_stalls": len(positives),
+    }
 
 
 def flag_online(

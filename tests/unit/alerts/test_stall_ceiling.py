@@ -176,9 +176,12 @@ def test_the_sweep_and_the_best_thresholds() -> None:
     assert best_recall(points, 0.5) == Point(0.1, 5, 3, 3)  # recall 1 at P 0.6 beats P 0.5
     assert calibration(scores, positives) == {
         "expected_stalls": pytest.approx(2.8),
+        "expected_stalls_sd": pytest.approx(math.sqrt(0.09 + 0.16 + 0.25 * 2 + 0.09)),
         "true_stalls": 3,
     }
     assert math.isnan(Point(1.0, 0, 0, 3).precision)
+    ties = sweep({"a": 0.9, "b": 0.8, "c": 0.7}, {"a", "b"})
+    assert best_precision(ties, 0.0) == Point(0.8, 2, 2, 2)  # precision 1 twice: more recall
     assert best_recall(points, 1.01) is None
 
 
