@@ -19,6 +19,11 @@ the services' salt) and competency:
   not count as detecting the stall, nor does its time count as the delay);
 * baseline in the same run: the classic Beck & Gong (2013) rule -- wheel-spinning when 10
   attempts pass without 3 correct in a row -- computed offline on the same statements;
+* beside them, an upper bound, not a detector: the Bayes filter of ``bench/stall_ceiling.py``,
+  which knows each learner's true parameters and which attempts were gamed -- the calibration
+  of its posteriors, the best precision at recall >= 95 % and the best recall at precision >=
+  75 % over thresholds of its posterior after every answer on a pair (hindsight), and an online
+  variant flagging with fixed thresholds (precision, recall and delays as for the alerts);
 * false alarms: share of learners of each archetype with an alert of each kind;
 * gaming alerts vs the gamer archetype, inactivity and missed-live-sessions alerts vs drop-outs
   (per learner; drop-outs' attendance fades before they stop);
@@ -40,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from statistics import median
@@ -52,11 +57,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stall_ceiling import ONLINE_EARLY, ONLINE_LATE, Attempt, ceiling, hindsight
+
 from shared.alert_events import AlertKind
 from shared.identity import IfiKind, learner_key
 from shared.kafka import Topics
 from tools.demo.feed import EventLog, follow, percentile, post_statements, wait_for
 from tools.demo.pipeline import Pipeline, tenants_of
+from tools.simulator.learners import Params
 from tools.simulator.output import write_files
 from tools.simulator.simulate import Config, Simulation, simulate
 
@@ -85,6 +93,8 @@ class Truth:
     stall_start: dict[Pair, datetime]  # the first of its 10 unknown attempts
     attempts: dict[Pair, list[tuple[datetime, bool]]]  # every attempt: (time, correct)
     dropouts: dict[str, datetime]
+    gamed: dict[Pair, list[str | None]] = field(default_factory=lambda: defaultdict(list))
+    params: dict[str, dict[str, Params]] = field(default_factory=dict)  # true, per competency
 
 
 def read_truth(sim: Simulation, truth_path: Path, salt: str) -> Truth:
@@ -106,10 +116,12 @@ def read_truth(sim: Simulation, truth_path: Path, salt: str) -> Truth:
             match rec["kind"]:
                 case "learner":
                     truth.archetype[keys[ref]] = rec["archetype"]
+                    truth.params[keys[ref]] = {c: Params(**v) for c, v in rec["params"].items()}
                 case "state":
                     pair = (keys[ref], rec["competency"])
                     sid = rec["statement_id"]
                     truth.attempts[pair].append((ts(rec["timestamp"]), correct.get(sid, False)))
+                    truth.gamed[pair].append(rec["gamed"])
                     index_of[sid] = len(truth.attempts[pair])
                 case "stall":
                     pair = (keys[ref], rec["competency"])
@@ -189,6 +201,24 @@ def detection(
         "delay_h_median": median(delays_h) if delays_h else float("nan"),
         "delay_attempts_median": median(delays_n) if delays_n else float("nan"),
         "early_share": ratio(sum(d < 0 for d in delays_n), len(delays_n)),
+    }
+
+
+def ceiling_figures(truth: Truth) -> dict[str, Any]:
+    """The Bayes ceiling (``bench/stall_ceiling.py``): it knows the hidden parameters and which
+    attempts were gamed -- an upper bound for the detectors, not one of them."""
+    attempts = {
+        pair: [Attempt(at, ok, g) for (at, ok), g in zip(seq, truth.gamed[pair], strict=True)]
+        for pair, seq in truth.attempts.items()
+    }
+    found = ceiling(attempts, truth.params)
+    return {
+        "ceiling_hindsight": hindsight(found.final, set(truth.stalls)),
+        "ceiling_online": {
+            "early": ONLINE_EARLY,
+            "late": ONLINE_LATE,
+            **detection(found.online, truth),
+        },
     }
 
 
@@ -306,6 +336,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
     out["wheel_pipeline"] = detection(wheel, truth, frozenset(stale))
     out["wheel_baseline"] = detection(beck_gong(truth.attempts), truth)
     out["true_stalls"] = len(truth.stalls)
+    out.update(ceiling_figures(truth))
 
     gamers = {k for k, a in truth.archetype.items() if a == "gamer"}
     out["gaming"] = per_learner(by_kind["gaming"], gamers)
@@ -363,7 +394,9 @@ def num(x: float, fmt: str = ".1f") -> str:
 
 
 def markdown(r: dict[str, Any], command: str) -> str:
-    wp, wb = r["wheel_pipeline"], r["wheel_baseline"]
+    wp, wb, co = r["wheel_pipeline"], r["wheel_baseline"], r["ceiling_online"]
+    hs = r["ceiling_hindsight"]
+    ceil = "ceiling, not a detector (knows the hidden parameters)"
     lines = [
         "## Alert quality (`services/alerts`, fed by the whole pipeline)",
         "",
@@ -384,12 +417,39 @@ def markdown(r: dict[str, Any], command: str) -> str:
     for name, d in (
         ("wheel-spinning alerts (pipeline) vs true stalls", wp),
         ("baseline: Beck & Gong 10-attempt rule, offline on the same statements", wb),
+        (
+            (
+                f"{ceil}, online: flag at P(stalled by the next attempt) >= {co['early']} "
+                f"or P(stalled by now) >= {co['late']}"
+            ),
+            co,
+        ),
     ):
         lines.append(
             f"| {name} | {d['flagged']} | {pct(d['precision'])} | {pct(d['recall'])} | "
             f"{num(d['delay_h_median'])} h | {num(d['delay_attempts_median'], '+.0f')} | "
             f"{pct(d['early_share'])} |"
         )
+    for name, h in (
+        ("best precision at recall >= 95%", hs["best_precision_at_recall_95"]),
+        ("best recall at precision >= 75%", hs["best_recall_at_precision_75"]),
+    ):
+        lines.append(
+            f"| {ceil}, in hindsight: {name} (P(stalled, given every answer on the pair) >= "
+            f"{num(h['threshold'], '.3f')}) | {h['flagged']} | {pct(h['precision'])} | "
+            f"{pct(h['recall'])} | - | - | - |"
+        )
+    lines += [
+        "",
+        (
+            "The ceilings are a Bayes filter that knows each learner's true parameters and which "
+            "attempts were gamed (`bench/stall_ceiling.py`): no detector, which sees only the "
+            "statements, can do better in expectation (on one cohort, chance can put one a few "
+            "points above), so a target the ceiling misses is out of any detector's reach. Its "
+            f"final posteriors sum to {hs['expected_stalls']:.1f} (+/- "
+            f"{hs['expected_stalls_sd']:.1f} if right) for {hs['true_stalls']} true stalls."
+        ),
+    ]
     g, i, s = r["gaming"], r["inactivity"], r["missed_sessions"]
     lines += [
         "",

@@ -9,8 +9,11 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+from tools.simulator.learners import Params
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 PAIR = ("0123456789abcdef0123456789abcdef", "ds.statistics")
@@ -23,6 +26,7 @@ def bench() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))  # its sibling ``stall_ceiling``
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
@@ -73,3 +77,25 @@ def test_an_alert_open_since_before_the_stall_detects_it(bench: ModuleType) -> N
     found = _match(bench, truth, [(6, None)])
     assert (found["recall"], found["precision"]) == (1.0, 1.0)
     assert found["delay_attempts_median"] == -11
+
+
+def test_the_ceiling_flags_a_certain_stall_one_attempt_early(bench: ModuleType) -> None:
+    """A pair that can never be known stalls at its 10th attempt: the online ceiling, sure of
+    it after the 9th, flags it there; a learner who knows the competency for sure is not flagged.
+    """
+    truth: Any = _truth(bench, first_unknown=1)  # stall: attempts 1..10
+    other = ("fedcba9876543210fedcba9876543210", "ds.statistics")
+    truth.attempts[other] = [(T0 + timedelta(hours=i), True) for i in range(20)]
+    for pair in (PAIR, other):
+        truth.gamed[pair] = [None] * 20
+    never = Params(prior=0.0, learn=0.0, forget=0.0, guess=0.2, slip=0.1)
+    always = Params(prior=1.0, learn=0.0, forget=0.0, guess=0.2, slip=0.1)
+    truth.params = {PAIR[0]: {PAIR[1]: never}, other[0]: {other[1]: always}}
+    found = bench.ceiling_figures(truth)
+    online = found["ceiling_online"]
+    assert (online["flagged"], online["precision"], online["recall"]) == (1, 1.0, 1.0)
+    assert online["delay_attempts_median"] == -1
+    hindsight = found["ceiling_hindsight"]
+    assert hindsight["expected_stalls"] == 1.0
+    assert hindsight["best_precision_at_recall_95"]["threshold"] == 1.0
+    assert hindsight["best_recall_at_precision_75"]["precision"] == 1.0
