@@ -46,6 +46,8 @@ def test_alert_quality_bench_runs(env: dict[str, str]) -> None:
     assert result["latency"]["n"] >= 1
     assert "wheel-spinning alerts (pipeline) vs true stalls" in out
     assert "Beck & Gong" in out
+    assert 0.0 <= result["ceiling_online"]["recall"] <= 1.0
+    assert "ceiling, not a detector" in out
 
 
 def test_e2e_bench_runs(env: dict[str, str]) -> None:
