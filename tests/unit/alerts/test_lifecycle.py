@@ -124,3 +124,19 @@ def test_settings_resolution_and_refusal() -> None:
         resolve({"failure_streak": {"kk": 6}})
     with pytest.raises(ValidationError):
         resolve({"nonsense": {}})
+
+
+def test_wheel_spinning_model_parameters_merge_key_by_key() -> None:
+    """A tenant's fitted parameters, partly given, laid over the defaults (then a programme's)."""
+    s = resolve(
+        {"wheel_spinning": {"bkt": {"learn": 0.3, "guess": 0.25}}},
+        {"wheel_spinning": {"bkt": {"slip": 0.05}, "raise_probability": 0.5}},
+    )
+    assert (s.wheel_spinning.bkt.learn, s.wheel_spinning.bkt.guess) == (0.3, 0.25)
+    assert s.wheel_spinning.bkt.slip == 0.05
+    assert s.wheel_spinning.bkt.prior == DEFAULTS.wheel_spinning.bkt.prior
+    assert s.wheel_spinning.raise_probability == 0.5
+    with pytest.raises(ValidationError):
+        resolve({"wheel_spinning": {"bkt": {"learning": 0.3}}})
+    with pytest.raises(ValidationError):
+        resolve({"wheel_spinning": {"method": "vibes"}})
