@@ -17,7 +17,10 @@ competency is learnt with ``learn`` (times :data:`GAMED_LEARN_FACTOR` when gamed
 It ignores the live classes: their small learning step (``learn`` x ``SESSION_LEARN_FACTOR``)
 between two attempts is not modelled (forgetting is: it compounds over the whole gap between two
 attempts whether or not a class cuts it). So it is an (almost exact) ceiling, not a detector:
-no deployed detector knows the hidden parameters.
+no deployed detector knows the hidden parameters. The alerts service's own stall filter
+(``services/alerts/stall.py``) does the same arithmetic with the parameters a deployment has; it
+is not reused here on purpose, so that the yardstick does not move with the detector it judges
+(each is checked against a brute-force sum over hidden paths in its tests).
 
 Figures, over learner x competency pairs with at least one attempt:
 
