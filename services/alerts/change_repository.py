@@ -154,7 +154,8 @@ _SAVE_ALERTS = (
 
 
 # One round trip for all the changes of a batch, in order: the history entries, the outbox
-# events, one delivery per active webhook of each alert's team, and the NOTIFYs that wake the
+# events, one delivery per active webhook of each alert's team subscribed to the change's action
+# (all of them unless the webhook names some), and the NOTIFYs that wake the
 # relay and the delivery worker (each channel passed only while the transaction has not
 # notified it: PostgreSQL folds identical notifications of a transaction anyway).
 # Data-modifying CTEs run exactly once whether or not the main query reads them; rows get
@@ -177,6 +178,7 @@ WITH {save}c AS (
     INSERT INTO deliveries (webhook_id, event_id, tenant, body)
     SELECT w.id, c.event_id, c.tenant, c.envelope
     FROM c JOIN webhooks w ON w.tenant = c.tenant AND w.team = c.team AND w.active
+        AND (w.actions IS NULL OR c.action = ANY (w.actions))
     ORDER BY c.ord, w.id
     ON CONFLICT (webhook_id, event_id) DO NOTHING
     RETURNING 1

@@ -8,6 +8,7 @@ the service and applies pending migrations first.
     rules add --tenant acme --team coaching [--priority 10] [--business-unit bu]
               [--programme p] [--kind gaming] [--min-severity high]
     webhooks add --tenant acme --team coaching --url https://... [--secret s]  # prints secret
+                 [--actions opened,resolved]  # only these alert actions (default: all)
     settings set --tenant acme [--programme p] --json '{"failure_streak": {"k": 5}}'
     programmes set --tenant acme --programme p --start 2026-02-01 --end 2026-06-30
     programmes load --tenant acme --file framework.yaml [--check-from 2026-03-01T00:00:00Z]
@@ -31,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast, get_args
 
 import orjson
 from pydantic import ValidationError
@@ -42,6 +43,7 @@ from services.alerts.app import migrate
 from services.alerts.config import AlertsSettings
 from services.alerts.rules import resolve
 from services.alerts.staff import NAME_PATTERN, hash_token, new_token
+from shared.alert_events import AlertAction
 from shared.db import create_pool
 from shared.envelope import TENANT_PATTERN
 from shared.framework import FrameworkFileError, parse_documents, ref_to_key
@@ -83,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     hook.add_argument("--team", required=True)
     hook.add_argument("--url", required=True)
     hook.add_argument("--secret")
+    hook.add_argument(
+        "--actions",
+        type=_actions,
+        help="comma-separated alert actions to send (default: all): "
+        + ",".join(get_args(AlertAction)),
+    )
     sets = action("settings", "set", "set partial detector settings (JSON)")
     sets.add_argument("--programme", default="")
     sets.add_argument("--json", required=True)
@@ -94,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--file", type=Path, required=True)
     load.add_argument("--check-from", type=_aware)
     return parser
+
+
+def _actions(text: str) -> list[AlertAction]:
+    known = get_args(AlertAction)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(known)}; got {text!r}"
+        )
+    return [cast("AlertAction", name) for name in dict.fromkeys(names)]
 
 
 def _aware(text: str) -> datetime:
@@ -170,7 +189,7 @@ async def _dispatch(conn: Conn, args: argparse.Namespace, salt: str) -> int:
         case ("webhooks", "add"):
             secret = args.secret or secrets.token_urlsafe(32)
             hook_id = await staff_repo.insert_webhook(
-                conn, args.tenant, args.team, args.url, secret
+                conn, args.tenant, args.team, args.url, secret, actions=args.actions
             )
             print(f"webhook {hook_id}\nsecret: {secret}")
         case ("settings", "set"):

@@ -4,11 +4,13 @@ tokens, teams, routing rules, webhooks, detector settings and programme calendar
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from services.alerts.staff import StaffPrincipal
+from shared.alert_events import AlertAction
 
 if TYPE_CHECKING:
     from services.alerts.repository import Conn
@@ -141,14 +143,25 @@ async def insert_rule(conn: Conn, tenant: str, team: str, **conditions: Any) -> 
     )
 
 
-async def insert_webhook(conn: Conn, tenant: str, team: str, url: str, secret: str) -> int:
+async def insert_webhook(
+    conn: Conn,
+    tenant: str,
+    team: str,
+    url: str,
+    secret: str,
+    *,
+    actions: Sequence[AlertAction] | None = None,
+) -> int:
+    """A team's webhook endpoint; ``actions``: the alert actions it is sent (``None``: all)."""
     return int(
         await conn.fetchval(
-            "INSERT INTO webhooks (tenant, team, url, secret) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO webhooks (tenant, team, url, secret, actions)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
             tenant,
             team,
             url,
             secret,
+            None if actions is None else list(actions),
         )
     )
 

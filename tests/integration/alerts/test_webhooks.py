@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -148,3 +149,41 @@ async def test_a_round_settled_claims_the_next(start_alerts: StartAlerts) -> Non
         assert rows[0]["leased"]
         assert await worker.run_once() == 1
         assert paths == ["/fail", "/ok", "/fail"]
+
+
+async def test_a_webhook_gets_only_the_actions_it_subscribed_to(
+    start_alerts: StartAlerts,
+) -> None:
+    """One endpoint takes every action, one only ``opened`` and ``resolved``: the evidence
+    updates in between go to the first only; a list with an unknown action is refused."""
+    running = await start_alerts()
+    async with running.alerts.pool.acquire() as conn:
+        await staff_repo.upsert_team(conn, "acme", "coaching", "Coaching")
+        await staff_repo.insert_rule(conn, "acme", "coaching", priority=100)
+        every = await staff_repo.insert_webhook(conn, "acme", "coaching", "http://a.invalid", "a")
+        some = await staff_repo.insert_webhook(
+            conn, "acme", "coaching", "http://b.invalid", "b", actions=["opened", "resolved"]
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await staff_repo.insert_webhook(
+                conn,
+                "acme",
+                "coaching",
+                "http://c.invalid",
+                "c",
+                actions=["bogus"],  # type: ignore[list-item]
+            )
+    table: dict[bytes, bytes] = {}
+    wheel_off = {"wheel_spinning": {"enabled": False}}
+    async with running.alerts.pool.acquire() as conn:
+        await staff_repo.set_detector_settings(conn, "acme", "", wheel_off)
+    for i, correct in enumerate([False] * 5 + [True]):  # opened at 4, updated at 5, resolved
+        env = progress(T0 + timedelta(minutes=i), correct=correct)
+        assert await running.apply(env, table) == "applied"
+    rows = await running.fetch("SELECT webhook_id, body FROM deliveries ORDER BY id")
+    sent: dict[int, list[str]] = {every: [], some: []}
+    for row in rows:
+        event = Envelope.parse(row["body"], {ALERT_EVENT_V1})
+        assert event.payload["kind"] == "failure_streak"
+        sent[row["webhook_id"]].append(event.payload["action"])
+    assert sent == {every: ["opened", "updated", "resolved"], some: ["opened", "resolved"]}
