@@ -21,11 +21,12 @@ Prints one line per cohort, then a JSON line with the figures.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -110,20 +111,26 @@ def wheel_alerts(
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-def replay(seed: int, learners: int, settings: DetectorSettings, days: int = 30) -> dict[str, Any]:
+def replay(seed: int, learners: int, *settings: DetectorSettings, days: int = 30) -> dict[str, Any]:
+    """One cohort: the wheel-spinning figures under each of ``settings`` (``wheel``, in order)
+    and the Beck & Gong rule's on the same statements."""
     sim = simulate(Config(seed=seed, learners=learners, days=days))
     with TemporaryDirectory() as tmp:
         truth = read_truth(sim, write_files(sim, Path(tmp))["truth"], SALT)
-    rows = sorted(wheel_alerts(progress_updates(sim), settings), key=lambda r: r[2])
-    wheel: dict[Pair, tuple[datetime, int]] = {}
-    stale: set[Pair] = set()
-    for learner, competency, opened, resolved in rows:
-        match_wheel(wheel, stale, (learner, competency), opened, resolved, truth)
+    updates = progress_updates(sim)
+    figures = []
+    for one in settings:
+        rows = sorted(wheel_alerts(updates, one), key=lambda r: r[2])
+        wheel: dict[Pair, tuple[datetime, int]] = {}
+        stale: set[Pair] = set()
+        for learner, competency, opened, resolved in rows:
+            match_wheel(wheel, stale, (learner, competency), opened, resolved, truth)
+        figures.append(detection(wheel, truth, frozenset(stale)))
     return {
         "seed": seed,
         "learners": learners,
         "true_stalls": len(truth.stalls),
-        "wheel": detection(wheel, truth, frozenset(stale)),
+        "wheel": figures,
         "beck_gong": detection(beck_gong(truth.attempts), truth),
     }
 
@@ -146,22 +153,88 @@ def cohort(text: str) -> tuple[int, int]:
     return int(seed), int(learners or 100)
 
 
+#: the cohorts the wheel-spinning defaults were chosen on (``services/alerts/rules.py``)
+TUNING_SEEDS: Final = frozenset({101, 102})
+TARGET: Final = (0.75, 0.95)  # issue 5: precision, recall
+
+
+def _cell(d: dict[str, Any]) -> str:
+    delay = d["delay_attempts_median"]
+    shown = "-" if math.isnan(delay) else f"{delay:+.0f}"  # NaN: nothing detected
+    return f"{d['flagged']} | {d['precision']:.1%} | {d['recall']:.1%} | {shown}"
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """Both methods side by side per cohort, and the target's verdict on held-out cohorts."""
+    lines = [
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Seeds "
+        + " and ".join(str(s) for s in sorted(TUNING_SEEDS))
+        + " were used to choose the defaults; the others were not.",
+        "",
+        (
+            "| cohort (seed, learners) | true stalls | stall probability (default): flagged | "
+            "precision | recall | median delay, attempts | attempts count: flagged | precision "
+            "| recall | median delay | Beck & Gong: precision | recall |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    held_out, met = [], []
+    for r in results:
+        new, old = r["wheel"]
+        b = r["beck_gong"]
+        tuning = r["seed"] in TUNING_SEEDS
+        lines.append(
+            f"| {r['seed']}, {r['learners']}{' (tuning)' if tuning else ''} | "
+            f"{r['true_stalls']} | {_cell(new)} | {_cell(old)} | {b['precision']:.1%} | "
+            f"{b['recall']:.1%} |"
+        )
+        if not tuning:
+            held_out.append(r["seed"])
+            if (
+                new["precision"] >= TARGET[0]
+                and new["recall"] >= TARGET[1]
+                and new["delay_attempts_median"] < b["delay_attempts_median"]
+            ):
+                met.append(r["seed"])
+    lines += [
+        "",
+        f"Target (issue 5): wheel-spinning precision >= {TARGET[0]:.2f} with recall >= "
+        f"{TARGET[1]:.2f} and a median delay below the 10-attempt rule's: met on {len(met)} of "
+        f"{len(held_out)} cohorts not used for tuning"
+        + (f" (seeds {', '.join(map(str, met))})." if met else "."),
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cohort", type=cohort, action="append", help="seed:learners")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--method", choices=("stall_probability", "attempts"))
     parser.add_argument("--set", type=override, action="append", default=[], dest="overrides")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="both methods side by side per cohort, as a markdown section (bench/run_all.py)",
+    )
     args = parser.parse_args(argv)
     overrides = list(args.overrides)
-    if args.method:
-        overrides.append({"wheel_spinning": {"method": args.method}})
-    settings = resolve(*overrides)
+    if args.compare:
+        settings = [
+            resolve(*overrides, {"wheel_spinning": {"method": method}})
+            for method in ("stall_probability", "attempts")
+        ]
+    else:
+        if args.method:
+            overrides.append({"wheel_spinning": {"method": args.method}})
+        settings = [resolve(*overrides)]
     results = []
     for seed, learners in args.cohort or [(2027, 100)]:
-        r = replay(seed, learners, settings, args.days)
+        r = replay(seed, learners, *settings, days=args.days)
         results.append(r)
-        w, b = r["wheel"], r["beck_gong"]
+        if args.compare:
+            continue
+        w, b = r["wheel"][0], r["beck_gong"]
         print(
             f"seed {seed}, {learners} learners, {r['true_stalls']} true stalls: "
             f"flagged {w['flagged']}, precision {w['precision']:.3f}, recall {w['recall']:.3f}, "
@@ -169,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
             f"(Beck & Gong: {b['precision']:.3f} / {b['recall']:.3f})",
             flush=True,
         )
+    if args.compare:
+        print(markdown(results))
     print(orjson.dumps({"settings": overrides, "results": results}).decode())
 
 

@@ -40,7 +40,8 @@ Defaults and where they come from:
 
   How the defaults were chosen: on the classroom simulator, whose truth calls a stall 10
   attempts in a row made while the skill was truly unknown, replayed offline through the
-  services' own code (``bench/alert_replay.py``). Tuned on seeds 101 and 102 (400 learners
+  services' own code (``bench/alert_replay.py``; ``BENCHMARKS.md``, "Wheel-spinning across
+  cohorts", has the table). Tuned on seeds 101 and 102 (400 learners
   each; precision / recall / median delay in attempts): ``stall_probability`` 74.4 % / 95.1 % /
   -1 and 70.8 % / 95.3 % / -1, where ``attempts`` gave 71.8 % / 92.0 % / -1 and 68.3 % /
   92.2 % / 0. Not used for tuning: seed 103 (400 learners) 69.6 % / 94.4 % (``attempts``
