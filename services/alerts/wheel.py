@@ -116,7 +116,7 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
         }
         if current is not None:
             found["mastery"] = round(current, 4)
-        if comp.stall:
+        if comp.stall and rule.method == "stall_probability":  # not a vector left by a switch
             found["stall_probability"] = round(stall.stalled(comp.stall), 4)
             found["stall_probability_next"] = round(stall.stalled_next(comp.stall), 4)
             found["stuck_probability"] = round(stall.stuck(comp.stall), 4)

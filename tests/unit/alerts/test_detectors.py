@@ -255,6 +255,11 @@ def test_stall_filter_restarts_when_the_run_length_changes() -> None:
     learner.settings = by_attempts()
     learner.answer(correct=False)  # the other method leaves the vector alone
     assert len(learner.state.competencies["py.basics"].stall) == stall.size(4)
+    for _ in range(6):
+        learner.answer(correct=False)
+    [*_, ws] = [s for s in learner.signals if s.kind == "wheel_spinning"]
+    assert ws.evidence["rule"] == "no 3 correct in a row in 10"
+    assert "stall_probability" not in ws.evidence  # the left-over vector is not shown
 
 
 # --- failure streak ------------------------------------------------------------------------
