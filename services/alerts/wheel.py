@@ -45,7 +45,10 @@ def evidential(attempt: Attempt, rule: WheelRule) -> bool:
 
 
 def _since_mastery(comp: CompetencyState, rule: WheelRule) -> tuple[list[Attempt], list[bool]]:
-    """:func:`attempts_since_mastery` and, for each of those attempts, :func:`evidential`."""
+    """The attempts made since the learner last showed mastery -- ``correct_in_a_row``
+    evidential correct answers in a row; attempts that are not evidence neither extend nor
+    break a streak -- oldest first, within the ``RECENT_ATTEMPTS`` kept, and for each of them
+    :func:`evidential`."""
     since: list[Attempt] = []
     flags: list[bool] = []
     streak = 0
@@ -59,13 +62,6 @@ def _since_mastery(comp: CompetencyState, rule: WheelRule) -> tuple[list[Attempt
         if streak >= rule.correct_in_a_row:
             since, flags, streak = [], [], 0
     return since, flags
-
-
-def attempts_since_mastery(comp: CompetencyState, rule: WheelRule) -> list[Attempt]:
-    """The attempts made since the learner last showed mastery -- ``correct_in_a_row``
-    evidential correct answers in a row; attempts that are not evidence neither extend nor
-    break a streak -- oldest first, within the ``RECENT_ATTEMPTS`` kept."""
-    return _since_mastery(comp, rule)[0]
 
 
 def record_attempt(comp: CompetencyState, previous: Attempt | None, rule: WheelRule) -> None:
