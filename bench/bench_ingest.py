@@ -396,11 +396,18 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result], lis
     return results, extra, ralph
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("needs at least 1 statement")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--single", type=int, default=3000, help="statements posted one by one")
-    parser.add_argument("--batched", type=int, default=20000, help="statements posted by 100")
-    parser.add_argument("--kafka", type=int, default=20000, help="statements via the raw topic")
+    parser.add_argument("--single", type=_count, default=3000, help="statements posted one by one")
+    parser.add_argument("--batched", type=_count, default=20000, help="statements posted by 100")
+    parser.add_argument("--kafka", type=_count, default=20000, help="statements via the raw topic")
     parser.add_argument("--smoke", action="store_true", help="tiny counts (tests)")
     parser.add_argument(
         "--ralph-python",

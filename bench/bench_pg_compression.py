@@ -97,7 +97,7 @@ def archived(raw: list[bytes]) -> tuple[list[str], list[bytes]]:
         )
         for r in raw
     ]
-    return [orjson.dumps(p.body).decode() for p in prepared], [p.envelope for p in prepared]
+    return [p.body for p in prepared], [p.envelope for p in prepared]
 
 
 async def run(dsn: str, raw: list[bytes], rounds: int) -> dict[str, object]:

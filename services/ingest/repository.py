@@ -42,11 +42,12 @@ class StoreResult:
 #: one round trip: the archive rows, their outbox events (in the batch's order, so the relay
 #: publishes them in that order), the NOTIFY that wakes the relay (delivered at commit), and,
 #: for the rows actually inserted, the learners, changed display names and voided statements.
-#: See migration 0003; a stored id with other content raises SQLSTATE ``SK409``.
+#: See migration 0003; a stored id with other content raises SQLSTATE ``SK409``. The bodies
+#: arrive as JSON text (``Prepared.body``), cast to jsonb by the server.
 _STORE_STATEMENTS = (
-    "SELECT * FROM store_statements($1, $2, $3::uuid[], $4::jsonb[], $5::text[], $6::text[],"
-    " $7::text[], $8::uuid[], $9::timestamptz[], $10::text[], $11::bytea[], $12::bytea[], $13,"
-    " $14::text[], $15::text[], $16::text[], $17::uuid[], $18)"
+    "SELECT * FROM store_statements($1, $2, $3::uuid[], $4::text[]::jsonb[], $5::text[],"
+    " $6::text[], $7::text[], $8::uuid[], $9::timestamptz[], $10::text[], $11::bytea[],"
+    " $12::bytea[], $13, $14::text[], $15::text[], $16::text[], $17::uuid[], $18)"
 )
 _CONFLICT_SQLSTATE = "SK409"
 

@@ -227,16 +227,11 @@ def _parse(
 
 
 def _attachments(
-    prepared: Sequence[Prepared], parts: Sequence[AttachmentPart]
+    statements: Sequence[Statement], parts: Sequence[AttachmentPart]
 ) -> list[tuple[str, str, bytes]]:
     """Match multipart attachment parts with the statements' attachment metadata."""
-    declared = {a.sha2.lower() for p in prepared for a in p.statement.attachments or ()}
-    needed = {
-        a.sha2.lower()
-        for p in prepared
-        for a in p.statement.attachments or ()
-        if a.file_url is None
-    }
+    declared = {a.sha2.lower() for s in statements for a in s.attachments or ()}
+    needed = {a.sha2.lower() for s in statements for a in s.attachments or () if a.file_url is None}
     given = {part.sha2 for part in parts}
     if needed - given:
         raise BadRequestError(
@@ -255,12 +250,14 @@ async def _archive(
     ctx: IngestContext,
     tenant: str,
     version: XapiVersion,
+    statements: Sequence[Statement],
     prepared: Sequence[Prepared],
+    *,
     parts: list[AttachmentPart],
 ) -> None:
     try:
-        attachments = _attachments(prepared, parts)
-        check_signatures([p.statement for p in prepared], parts, version)
+        attachments = _attachments(statements, parts)
+        check_signatures(statements, parts, version)
         await ctx.archive.accept(tenant, prepared, Channel.HTTP, attachments)
     except IngestError as exc:
         _reject(ctx, tenant, exc.rule)
@@ -285,8 +282,9 @@ async def post_statements(
     _only_params(ctx, who.tenant, xreq, set())
     profile = await _profile(ctx, who.tenant)
     parsed = _parse(ctx, who.tenant, version, xreq.body, single=False, profile=profile)
+    statements = [stmt for stmt, _ in parsed]
     prepared = prepare_all(
-        [stmt for stmt, _ in parsed],
+        statements,
         tenant=who.tenant,
         version=version,
         stored=datetime.now(UTC),
@@ -294,7 +292,7 @@ async def post_statements(
         salt=ctx.salt,
         deviations=[found for _, found in parsed],
     )
-    await _archive(ctx, who.tenant, version, prepared, xreq.parts)
+    await _archive(ctx, who.tenant, version, statements, prepared, parts=xreq.parts)
     return _json([str(p.statement_id) for p in prepared])
 
 
@@ -325,7 +323,7 @@ async def put_statement(
         statement_id=sid,
         deviations=found,
     )
-    await _archive(ctx, who.tenant, version, [prepared], xreq.parts)
+    await _archive(ctx, who.tenant, version, [stmt], [prepared], parts=xreq.parts)
     return web.Response(status=204)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gc
 import hashlib
+import types
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -82,7 +84,7 @@ def test_missing_id_is_assigned_and_lrs_properties_set() -> None:
     sent = statement(authority={"mbox": "mailto:someone@else.com"}, stored="2000-01-01T00:00:00Z")
     prepared = _prepare(sent)
     assert prepared.statement_id.version == 4
-    body = prepared.body
+    body = orjson.loads(prepared.body)
     assert body["id"] == str(prepared.statement_id)
     assert body["stored"] == "2024-05-02T08:30:00.123Z"
     assert body["authority"] == {
@@ -98,8 +100,9 @@ def test_given_ids_are_kept_and_defaults_follow_the_version() -> None:
     sid = "5A1F4C4E-1B2C-4D3E-8F90-0A1B2C3D4E5F"
     prepared = _prepare(statement(id=sid), XapiVersion.V1_0_3)
     assert prepared.statement_id == uuid.UUID(sid)
-    assert prepared.body["id"] == sid.lower()
-    assert prepared.body["version"] == "1.0.0"
+    body = orjson.loads(prepared.body)
+    assert body["id"] == sid.lower()
+    assert body["version"] == "1.0.0"
     fallback = uuid.uuid4()
     assert _prepare(statement(), statement_id=fallback).statement_id == fallback
 
@@ -196,7 +199,7 @@ def test_voiding_statement_names_its_target() -> None:
 
 
 def test_equal_content_ignores_lrs_properties_order_and_representation() -> None:
-    base = _prepare(statement(id=str(uuid.uuid4()))).body
+    base = orjson.loads(_prepare(statement(id=str(uuid.uuid4()))).body)
     same = dict(reversed(list(base.items())))
     same["stored"] = "1999-01-01T00:00:00Z"
     same["authority"] = {"mbox": "mailto:other@example.com"}
@@ -311,3 +314,30 @@ def test_content_hash_matches_the_reference_walk() -> None:
         expected = orjson.dumps(_reference_canonical(body), option=orjson.OPT_SORT_KEYS)
         assert content_hash(doc) == hashlib.sha256(expected).hexdigest()
         assert canonical(doc) == _reference_canonical(doc)
+
+
+def _tracked(root: object) -> list[str]:
+    """Objects the cyclic garbage collector tracks, reachable from ``root`` (types, modules
+    and functions left out: they live for the process anyway)."""
+    seen: set[int] = set()
+    stack, found = [root], []
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(obj))
+        if gc.is_tracked(obj):
+            found.append(type(obj).__name__)
+        stack.extend(gc.get_referents(obj))
+    return found
+
+
+def test_prepared_keeps_no_statement_tree_for_the_collector() -> None:
+    """A Kafka batch keeps thousands of these alive while it is archived: each must hold
+    text and bytes, not the parsed model or a dict tree, whose every node each collector pass
+    would scan (about 2 of 16 CPU-s of a 40,000-record run before this)."""
+    small = _prepare(statement())
+    extensions = {f"https://x.example.com/e/{i}": {"v": [i, {"w": i}]} for i in range(50)}
+    big = _prepare(statement(context={"extensions": extensions}))
+    assert len(_tracked(big)) == len(_tracked(small)) <= 6
+    assert orjson.loads(big.body)["context"]["extensions"] == extensions
