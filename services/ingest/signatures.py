@@ -26,8 +26,8 @@ from typing import Any, Final
 import orjson
 
 from services.ingest.bodies import AttachmentPart
+from services.ingest.canonical import canonical
 from services.ingest.errors import BadRequestError
-from services.ingest.handlers import canonical
 from shared.xapi import (
     SIGNATURE_USAGE,
     Statement,

@@ -28,6 +28,7 @@ from aiohttp import web
 from services.ingest.archive import Archive
 from services.ingest.auth import REALM, Authenticator, Principal
 from services.ingest.bodies import AttachmentPart, XapiRequest, media_type, read_request
+from services.ingest.canonical import format_timestamp
 from services.ingest.errors import (
     BadRequestError,
     IngestError,
@@ -40,7 +41,6 @@ from services.ingest.handlers import (
     Channel,
     Prepared,
     authority_for,
-    format_timestamp,
     parse_version,
     prepare,
     prepare_all,

@@ -10,11 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from services.ingest.canonical import canonical, content_hash
 from services.ingest.errors import BadRequestError
 from services.ingest.handlers import (
     authority_for,
-    canonical,
-    content_hash,
     event_id_for,
     parse_version,
     prepare,

@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from services.ingest.handlers import authority_for, content_hash, prepare
+from services.ingest.canonical import content_hash
+from services.ingest.handlers import authority_for, prepare
 from shared.xapi import XapiVersion, parse_statement
 from tests.unit.ingest.samples import statement
 from tests.unit.xapi.samples import REALISTIC_1_0_3, V2_CONTEXT_AGENTS
@@ -151,16 +152,16 @@ def test_fast_path_and_walk_give_the_reference_hash(doc: dict[str, Any]) -> None
 
 
 def _forbid_walk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    from services.ingest import handlers
+    from services.ingest import canonical
 
     walks: list[int] = []
-    real = handlers._canonical_dict
+    real = canonical._canonical_dict
 
     def counting(value: dict[str, Any]) -> dict[str, Any]:
         walks.append(1)
         return real(value)
 
-    monkeypatch.setattr(handlers, "_canonical_dict", counting)
+    monkeypatch.setattr(canonical, "_canonical_dict", counting)
     return walks
 
 
@@ -209,6 +210,6 @@ def test_other_places_to_canonicalise_take_the_walk(
     ],
 )
 def test_timestamp_fast_path_gives_the_general_text(value: str) -> None:
-    from services.ingest.handlers import _canonical_timestamp, _canonical_timestamp_parsed
+    from services.ingest.canonical import _canonical_timestamp, _canonical_timestamp_parsed
 
     assert _canonical_timestamp(value) == _canonical_timestamp_parsed(value)

@@ -7,8 +7,8 @@ import base64
 import orjson
 import pytest
 
+from services.ingest.canonical import content_hash
 from services.ingest.errors import BadRequestError
-from services.ingest.handlers import content_hash
 from services.ingest.signatures import check_signature, decode_jws
 from shared.xapi import XapiVersion, parse_statement
 from tests.unit.ingest.samples import statement
