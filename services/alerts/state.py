@@ -10,12 +10,19 @@ all on one partition, in order), however many were redelivered -- Faust commits 
 few seconds, so a worker restarted after ``kill -9`` gets back far more than the ring of
 ``SEEN_EVENTS`` recent event ids covers. The ring stays for updates whose position is unknown.
 Values written before the position was kept load without one (``None``).
+
+The stored state (:class:`Attempt`, :class:`CompetencyState`, :class:`LearnerState`) is read
+tolerantly: fields this version does not know are dropped, not refused. A value written by a
+later version (a rollback after an upgrade that added a field, as ``stall`` was added) then
+loads, and is written back without that field; refusing it would stop the worker at the first
+such learner. So a field, once added, keeps its meaning: changing one is a new field. Events
+and signals stay strict.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,8 +34,12 @@ TRAJECTORY_POINTS = 20
 SEEN_EVENTS = 64  # event ids remembered to skip a redelivered update (no source offset known)
 
 
+#: stored state: fields of a later version are dropped (see the module's docstring)
+_STORED: Final = ConfigDict(extra="ignore")
+
+
 class Attempt(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     statement_id: str
     at: datetime
@@ -40,7 +51,7 @@ class Attempt(BaseModel):
 
 
 class CompetencyState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STORED
 
     attempts: int = 0
     correct_streak: int = 0
@@ -60,7 +71,7 @@ class CompetencyState(BaseModel):
 
 
 class LearnerState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STORED
 
     last_activity: datetime | None = None
     programme: str | None = None

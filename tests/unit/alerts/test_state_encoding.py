@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from services.alerts.state import LearnerState, StateEncoder
@@ -45,3 +46,21 @@ def test_a_touched_competency_is_serialised_again() -> None:
     assert LearnerState.from_bytes(second) == learner.state
     with pytest.raises(ValueError, match="positive"):
         StateEncoder(max_learners=0)
+
+
+def test_a_value_written_by_a_later_version_loads_without_its_new_fields() -> None:
+    """A rollback must not stop the worker: fields this version does not know are dropped
+    at every level of the stored state (learner, competency, attempt), the rest is kept."""
+    learner = Learner()
+    for correct in (False, False, True):
+        learner.answer(correct, competency="py.basics", mastery_after=0.4)
+    state = learner.state
+    state.partition, state.offset = 2, 41
+    later = orjson.loads(state.to_bytes())
+    later["added_later"] = {"any": [1, 2]}
+    later["competencies"]["py.basics"]["added_later"] = 0.5
+    for attempt in later["competencies"]["py.basics"]["recent"]:
+        attempt["added_later"] = "x"
+    loaded = LearnerState.from_bytes(orjson.dumps(later))
+    assert loaded == state
+    assert b"added_later" not in loaded.to_bytes()
