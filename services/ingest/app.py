@@ -23,12 +23,13 @@ from prometheus_client import CollectorRegistry
 from services.ingest.archive import Archive
 from services.ingest.auth import Authenticator
 from services.ingest.config import IngestSettings
+from services.ingest.context import IngestContext
 from services.ingest.directory import add_routes as add_directory
 from services.ingest.intake import RawIntake
 from services.ingest.metrics import IngestMetrics
 from services.ingest.outbox import OutboxRelay
 from services.ingest.profiles import TenantProfiles
-from services.ingest.web import IngestContext, make_app
+from services.ingest.web import make_app
 from shared.db import create_pool, ping
 from shared.health import Health
 from shared.kafka import Topics, ensure_topics, kafka_admin, kafka_producer, wait_for_broker

@@ -1,7 +1,8 @@
-"""The xAPI HTTP resources: ``/xapi/statements`` (POST, PUT, GET by id or an unfiltered
-listing), ``/xapi/about`` and ``/xapi/activities`` (GET by activityId), mounted on the shared ops
-app (``/healthz``, ``/readyz``, ``/metrics``). The other xAPI resources (agents, the document
-resources) answer 501 to a well-formed request, and 400 without ``X-Experience-API-Version``.
+"""The xAPI HTTP resources: ``/xapi/statements`` (POST, PUT here; GET by id or an unfiltered
+listing in :mod:`services.ingest.reads`), ``/xapi/about`` and ``/xapi/activities`` (GET by
+activityId), mounted on the shared ops app (``/healthz``, ``/readyz``, ``/metrics``). The
+other xAPI resources (agents, the document resources) answer 501 to a well-formed request, and
+400 without ``X-Experience-API-Version``.
 
 Every response carries ``X-Experience-API-Version`` (the request's version family, else the
 configured fallback); every refusal is JSON
@@ -10,30 +11,31 @@ configured fallback); every refusal is JSON
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any, Final
 
 import asyncpg
 import orjson
 from aiohttp import web
 
-from services.ingest.archive import Archive
-from services.ingest.auth import REALM, Authenticator, Principal
+from services.ingest.auth import REALM, Principal
 from services.ingest.bodies import AttachmentPart, XapiRequest, media_type, read_request
-from services.ingest.canonical import format_timestamp
+from services.ingest.context import (
+    CONTEXT_KEY,
+    IngestContext,
+    json_response,
+    only_params,
+    reject,
+    statement_id_param,
+)
 from services.ingest.errors import (
     BadRequestError,
     IngestError,
     InvalidStatementError,
-    NotFoundError,
     NotImplementedYetError,
 )
 from services.ingest.handlers import (
@@ -47,8 +49,7 @@ from services.ingest.handlers import (
     response_version,
 )
 from services.ingest.metrics import IngestMetrics
-from services.ingest.profiles import TenantProfiles
-from services.ingest.repository import ACQUIRE_TIMEOUT_SECONDS, fetch_statement, list_statements
+from services.ingest.reads import get_statements
 from services.ingest.signatures import check_signatures
 from shared.errors import is_retriable
 from shared.health import Health
@@ -67,14 +68,6 @@ from shared.xapi.primitives import IRI_PATTERN
 log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS: Final = ["1.0.3", "2.0.0"]
-_QUERY_PARAMS: Final = frozenset(
-    {"agent", "verb", "activity", "registration", "related_activities", "related_agents",
-     "since", "until", "limit", "ascending", "format", "attachments"}
-)  # fmt: skip
-_SINGLE_EXTRAS: Final = frozenset({"format", "attachments"})
-#: parameters of the unfiltered listing (``cursor`` is ours: the ``more`` link)
-_LISTING_PARAMS: Final = frozenset({"limit", "ascending", "format", "attachments", "cursor"})
-LISTING_MAX: Final = 100
 #: xAPI resources this intake service does not implement (answered 501)
 _OTHER_RESOURCES: Final = frozenset(
     {"activities/profile", "activities/state", "agents", "agents/profile"}
@@ -83,31 +76,7 @@ _IRI: Final = re.compile(IRI_PATTERN)
 _BODY_TYPES: Final = frozenset({"application/json", "multipart/mixed"})
 #: seconds a client is asked to wait before retrying a 503 (database or broker away)
 RETRY_AFTER_SECONDS: Final = 5
-
-
-@dataclass(frozen=True)
-class IngestContext:
-    archive: Archive
-    auth: Authenticator
-    pool: asyncpg.Pool[Any]
-    metrics: IngestMetrics
-    salt: str
-    max_body: int
-    #: seconds a request body may take to arrive (then 408)
-    body_timeout: float = 10.0
-    profiles: TenantProfiles | None = None
-    #: version sent back when the request did not (validly) say which it speaks
-    fallback_version: XapiVersion = XapiVersion.V2_0
-
-
-CONTEXT_KEY: Final = web.AppKey("ingest", IngestContext)
 VERSION_KEY: Final = web.RequestKey("xapi_version", XapiVersion)
-
-
-def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(data), content_type="application/json", headers=headers
-    )
 
 
 @web.middleware
@@ -119,7 +88,7 @@ async def xapi_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except IngestError as exc:
         headers = {"WWW-Authenticate": REALM} if exc.status == 401 else None
-        response = _json(exc.body(), exc.status, headers)
+        response = json_response(exc.body(), exc.status, headers)
         if exc.status == 408:
             response.force_close()  # the rest of the body may never come: do not wait for it
         return response
@@ -135,7 +104,7 @@ async def xapi_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             "rule": "unavailable",
             "violations": [],
         }
-        return _json(body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return json_response(body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 async def version_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -146,7 +115,7 @@ async def version_header(request: web.Request, response: web.StreamResponse) -> 
 
 
 async def about(_: web.Request) -> web.Response:
-    return _json({"version": SUPPORTED_VERSIONS})
+    return json_response({"version": SUPPORTED_VERSIONS})
 
 
 def _version(request: web.Request, headers: Mapping[str, str]) -> XapiVersion:
@@ -183,17 +152,6 @@ async def statements(request: web.Request) -> web.Response:
 # --- methods -----------------------------------------------------------------------------------
 
 
-def _reject(ctx: IngestContext, tenant: str, rule: str) -> None:
-    ctx.metrics.rejected.labels(tenant, Channel.HTTP, rule).inc()
-
-
-def _only_params(ctx: IngestContext, tenant: str, xreq: XapiRequest, allowed: set[str]) -> None:
-    unknown = sorted(set(xreq.params) - allowed)
-    if unknown:
-        _reject(ctx, tenant, "params.unknown")
-        raise BadRequestError(f"unexpected parameters: {', '.join(unknown)}", rule="params.unknown")
-
-
 async def _profile(ctx: IngestContext, tenant: str) -> Profile:
     return Profile.STRICT if ctx.profiles is None else await ctx.profiles.get(tenant)
 
@@ -220,7 +178,7 @@ def _parse(
         return [(parse_statement(body, version=version), ())]  # raises the json.invalid error
     except StatementValidationError as exc:
         rule = exc.violations[0].rule if exc.violations else "invalid"
-        _reject(ctx, tenant, rule)
+        reject(ctx, tenant, rule)
         raise InvalidStatementError(
             "the request breaks xAPI statement rules", rule=rule, violations=exc.violations
         ) from None
@@ -260,26 +218,19 @@ async def _archive(
         check_signatures(statements, parts, version)
         await ctx.archive.accept(tenant, prepared, Channel.HTTP, attachments)
     except IngestError as exc:
-        _reject(ctx, tenant, exc.rule)
+        reject(ctx, tenant, exc.rule)
         raise
     except asyncpg.DataError as exc:  # e.g. a \u0000 in a string, which jsonb cannot hold
-        _reject(ctx, tenant, "storage.value")
+        reject(ctx, tenant, "storage.value")
         raise BadRequestError(
             f"the statement holds a value that cannot be stored: {exc}", rule="storage.value"
         ) from None
 
 
-def _statement_id(value: str, param: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequestError(f"{param} is not a UUID", rule=f"{param}.invalid") from None
-
-
 async def post_statements(
     ctx: IngestContext, who: Principal, version: XapiVersion, xreq: XapiRequest
 ) -> web.Response:
-    _only_params(ctx, who.tenant, xreq, set())
+    only_params(ctx, who.tenant, xreq, set())
     profile = await _profile(ctx, who.tenant)
     parsed = _parse(ctx, who.tenant, version, xreq.body, single=False, profile=profile)
     statements = [stmt for stmt, _ in parsed]
@@ -293,22 +244,22 @@ async def post_statements(
         deviations=[found for _, found in parsed],
     )
     await _archive(ctx, who.tenant, version, statements, prepared, parts=xreq.parts)
-    return _json([str(p.statement_id) for p in prepared])
+    return json_response([str(p.statement_id) for p in prepared])
 
 
 async def put_statement(
     ctx: IngestContext, who: Principal, version: XapiVersion, xreq: XapiRequest
 ) -> web.Response:
-    _only_params(ctx, who.tenant, xreq, {"statementId"})
+    only_params(ctx, who.tenant, xreq, {"statementId"})
     raw_id = xreq.params.get("statementId")
     if not raw_id:
-        _reject(ctx, who.tenant, "statementId.missing")
+        reject(ctx, who.tenant, "statementId.missing")
         raise BadRequestError("PUT needs the statementId parameter", rule="statementId.missing")
-    sid = _statement_id(raw_id, "statementId")
+    sid = statement_id_param(raw_id, "statementId")
     profile = await _profile(ctx, who.tenant)
     [(stmt, found)] = _parse(ctx, who.tenant, version, xreq.body, single=True, profile=profile)
     if stmt.id is not None and uuid.UUID(stmt.id) != sid:
-        _reject(ctx, who.tenant, "statementId.mismatch")
+        reject(ctx, who.tenant, "statementId.mismatch")
         raise BadRequestError(
             "the statement's id differs from the statementId parameter",
             rule="statementId.mismatch",
@@ -327,97 +278,6 @@ async def put_statement(
     return web.Response(status=204)
 
 
-async def get_statements(
-    ctx: IngestContext, who: Principal, _: XapiVersion, xreq: XapiRequest
-) -> web.Response:
-    params = xreq.params
-    consistent = {"X-Experience-API-Consistent-Through": format_timestamp(datetime.now(UTC))}
-    single = [p for p in ("statementId", "voidedStatementId") if p in params]
-    if not single:
-        _only_params(ctx, who.tenant, xreq, set(_QUERY_PARAMS) | {"cursor"})
-        if set(params) - _LISTING_PARAMS:
-            raise NotImplementedYetError(
-                "statement queries with filters are not implemented; GET one statement by "
-                "statementId or voidedStatementId, or the unfiltered listing (limit, ascending)",
-                rule="query.not_implemented",
-            )
-        return await _listing(ctx, who, xreq, consistent)
-    if len(single) > 1 or set(params) - set(single) - _SINGLE_EXTRAS:
-        raise BadRequestError(
-            "statementId or voidedStatementId go alone (format and attachments aside)",
-            rule="params.exclusive",
-        )
-    param = single[0]
-    sid = _statement_id(params[param], param)
-    async with ctx.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-        found = await fetch_statement(conn, who.tenant, sid, voided=param == "voidedStatementId")
-    if found is None:
-        error = NotFoundError(f"no statement {sid}", rule="not_found")
-        return _json(error.body(), error.status, consistent)
-    body, stored = found
-    return _json(
-        body,
-        headers={
-            "Last-Modified": format_datetime(stored.astimezone(UTC), usegmt=True),
-            **consistent,
-        },
-    )
-
-
-def _flag(params: Mapping[str, str], name: str) -> bool:
-    value = params.get(name, "false").lower()
-    if value not in ("true", "false"):
-        raise BadRequestError(f"{name} must be true or false", rule=f"{name}.invalid")
-    return value == "true"
-
-
-def _cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if value is None:
-        return None
-    try:
-        stored, sid = base64.urlsafe_b64decode(value.encode()).decode().split("|")
-        return datetime.fromisoformat(stored), uuid.UUID(sid)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequestError("cursor is not one this LRS issued", rule="cursor.invalid") from None
-
-
-async def _listing(
-    ctx: IngestContext, who: Principal, xreq: XapiRequest, headers: dict[str, str]
-) -> web.Response:
-    """The unfiltered statement listing: a StatementResult of the tenant's statements that are
-    not voided, newest ``stored`` first (``ascending=true``: oldest first), ``limit`` at a time
-    (0 or absent: :data:`LISTING_MAX`), with a ``more`` link while more remain."""
-    params = xreq.params
-    if params.get("format", "exact") != "exact" or _flag(params, "attachments"):
-        raise NotImplementedYetError(
-            "only format=exact without attachments is implemented", rule="query.not_implemented"
-        )
-    try:
-        limit = int(params.get("limit", "0"))
-    except ValueError:
-        raise BadRequestError("limit must be an integer >= 0", rule="limit.invalid") from None
-    if limit < 0:
-        raise BadRequestError("limit must be an integer >= 0", rule="limit.invalid")
-    limit = min(limit or LISTING_MAX, LISTING_MAX)
-    ascending = _flag(params, "ascending")
-    async with ctx.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-        rows = await list_statements(
-            conn,
-            who.tenant,
-            limit=limit + 1,
-            ascending=ascending,
-            after=_cursor(params.get("cursor")),
-        )
-    more = ""
-    if len(rows) > limit:
-        rows = rows[:limit]
-        _, stored, sid = rows[-1]
-        token = base64.urlsafe_b64encode(f"{stored.isoformat()}|{sid}".encode()).decode()
-        query = f"limit={limit}&ascending={str(ascending).lower()}&cursor={token}"
-        more = f"/xapi/statements?{query}"
-    return _json({"statements": [body for body, _, _ in rows], "more": more}, headers=headers)
-
-
 async def activities(request: web.Request) -> web.Response:
     """``GET /xapi/activities?activityId=``: the Activity object. No canonical definitions
     are kept, so it is the id alone (the spec's answer for an Activity without one)."""
@@ -434,7 +294,7 @@ async def activities(request: web.Request) -> web.Response:
         raise BadRequestError("activityId is required", rule="activityId.missing")
     if not _IRI.match(activity_id):
         raise BadRequestError("activityId must be an IRI", rule="activityId.invalid")
-    return _json({"objectType": "Activity", "id": activity_id})
+    return json_response({"objectType": "Activity", "id": activity_id})
 
 
 async def other_resource(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from services.ingest import repository as repo
-from services.ingest.web import CONTEXT_KEY
+from services.ingest.context import CONTEXT_KEY
 from tests.integration.ingest.conftest import StartIngest
 from tests.unit.ingest.samples import statement
 
