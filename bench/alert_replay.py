@@ -32,7 +32,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_alert_quality import Pair, beck_gong, detection, match_wheel, read_truth
+from alert_truth import Pair, beck_gong, detection, match_wheel, read_truth
 
 from services.alerts.detectors import evaluate
 from services.alerts.lifecycle import Current, decide

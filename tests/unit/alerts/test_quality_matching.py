@@ -1,5 +1,6 @@
 """The alert-quality benchmark's matching of wheel-spinning alerts to the simulator's true stalls
-(``bench/bench_alert_quality.py``): a stall is detected by the alert open when it began."""
+(``bench/alert_truth.py``, used by ``bench/bench_alert_quality.py`` and
+``bench/alert_replay.py``): a stall is detected by the alert open when it began."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ PAIR = ("0123456789abcdef0123456789abcdef", "ds.statistics")
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    path = Path(__file__).resolve().parents[3] / "bench" / "bench_alert_quality.py"
-    spec = importlib.util.spec_from_file_location("bench_alert_quality", path)
+    path = Path(__file__).resolve().parents[3] / "bench" / "alert_truth.py"
+    spec = importlib.util.spec_from_file_location("alert_truth", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
