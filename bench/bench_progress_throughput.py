@@ -16,8 +16,10 @@ DATABASE_URL). Everything is created under a random topic prefix and schema and 
   last offset projected (start-up and rebalance excluded, reported apart); also the CPU time
   of the process per 1,000 events over that window (steadier than the wall clock on a shared
   machine).
-* the process runs every measurement with the garbage-collector settings the services use
-  (``shared.service.tune_gc``, applied again once the worker is ready, as its ``run`` does).
+* every measurement runs on the event loop the services use (uvloop unless
+  ``SKILLSTREAM_EVENT_LOOP`` or ``--event-loop`` says otherwise) and with the garbage-collector
+  settings they use (``shared.service.tune_gc``, applied again once the worker is ready, as its
+  ``run`` does).
 * memory: tracemalloc over a dict of sample learner entries (encoded as in the table), each with
   C competencies and a full ring of recent ids, extrapolated to 100,000 learners x 20.
 """
@@ -34,7 +36,7 @@ import tracemalloc
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 import orjson
@@ -55,6 +57,7 @@ from shared.framework import Framework
 from shared.identity import learner_key
 from shared.kafka import Topics, ensure_topics, kafka_admin, kafka_consumer, kafka_producer
 from shared.service import tune_gc
+from shared.settings import EventLoop
 from shared.streaming import make_faust_app, raw_topic, running
 
 TENANT = "bench"
@@ -195,14 +198,24 @@ def memory(competencies: int, sample: int, recent: int) -> dict[str, float]:
     }
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--learners", type=int, default=2_000)
     parser.add_argument("--competencies", type=int, default=20)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--no-floor", action="store_true", help="skip the Faust no-op agent")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--event-loop",
+        choices=get_args(EventLoop),
+        default=os.environ.get("SKILLSTREAM_EVENT_LOOP", "uvloop"),
+        help="event loop of every measurement (default: the services' own, "
+        "SKILLSTREAM_EVENT_LOOP or uvloop)",
+    )
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/postgres")
     run_id = secrets.token_hex(4)
@@ -218,7 +231,11 @@ async def main() -> None:
         log_level="WARNING",
     )
     topics = Topics(prefix, args.partitions)
-    results: dict[str, Any] = {"events": args.events, "learners": args.learners}
+    results: dict[str, Any] = {
+        "events": args.events,
+        "learners": args.learners,
+        "event_loop": args.event_loop,
+    }
     try:
         async with kafka_admin(bootstrap) as admin:
             await ensure_topics(admin, topics.specs())
@@ -259,4 +276,11 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    factory = None  # asyncio's own loop
+    if arguments.event_loop == "uvloop":  # what the service runs on (``run_until_stopped``)
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main(arguments))
