@@ -43,6 +43,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.ingest.archive import Archive
+from services.ingest.canonical import utc_ms
 from services.ingest.config import IngestSettings
 from services.ingest.errors import IngestError
 from services.ingest.handlers import (
@@ -243,7 +244,8 @@ class RawIntake:
                 profile = await self._profiles.get(tenant)
             good = work.good.setdefault(tenant, [])
             # one time and one authority for the batch: its statements are stored together
-            stored = datetime.now(UTC)
+            # (truncated to stored's millisecond precision once, not in every prepare)
+            stored = utc_ms(datetime.now(UTC))
             authority = authority_for(tenant, RAW_AUTHORITY_NAME)
             for record in records:
                 parsed = self._parse(tenant, record, profile, stored, authority)

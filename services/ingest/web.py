@@ -204,18 +204,32 @@ def _attachments(
     return [(part.sha2, part.content_type, part.data) for part in parts]
 
 
-async def _archive(
+def _checked(
     ctx: IngestContext,
     tenant: str,
     version: XapiVersion,
     statements: Sequence[Statement],
-    prepared: Sequence[Prepared],
-    *,
-    parts: list[AttachmentPart],
-) -> None:
+    parts: Sequence[AttachmentPart],
+) -> list[tuple[str, str, bytes]]:
+    """The multipart parts matched with the statements' attachments, signatures checked. Done
+    before the archive's wait, so the parsed models can be let go during it: every pass of the
+    garbage collector meanwhile would scan them (about 5% of ingest's CPU in batches of 100)."""
     try:
         attachments = _attachments(statements, parts)
         check_signatures(statements, parts, version)
+    except IngestError as exc:
+        reject(ctx, tenant, exc.rule)
+        raise
+    return attachments
+
+
+async def _archive(
+    ctx: IngestContext,
+    tenant: str,
+    prepared: Sequence[Prepared],
+    attachments: list[tuple[str, str, bytes]],
+) -> None:
+    try:
         await ctx.archive.accept(tenant, prepared, Channel.HTTP, attachments)
     except IngestError as exc:
         reject(ctx, tenant, exc.rule)
@@ -243,7 +257,9 @@ async def post_statements(
         salt=ctx.salt,
         deviations=[found for _, found in parsed],
     )
-    await _archive(ctx, who.tenant, version, statements, prepared, parts=xreq.parts)
+    attachments = _checked(ctx, who.tenant, version, statements, xreq.parts)
+    del parsed, statements  # not needed while the archive works (see _checked)
+    await _archive(ctx, who.tenant, prepared, attachments)
     return json_response([str(p.statement_id) for p in prepared])
 
 
@@ -274,7 +290,9 @@ async def put_statement(
         statement_id=sid,
         deviations=found,
     )
-    await _archive(ctx, who.tenant, version, [stmt], [prepared], parts=xreq.parts)
+    attachments = _checked(ctx, who.tenant, version, [stmt], xreq.parts)
+    del stmt  # not needed while the archive works (see _checked)
+    await _archive(ctx, who.tenant, [prepared], attachments)
     return web.Response(status=204)
 
 
