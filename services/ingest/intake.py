@@ -15,36 +15,29 @@
   partitions in one request, only after that transaction commits (and after dead-letters are
   acked). While a batch is archived the next one is fetched and validated (one batch in
   flight, archived and committed in order). An invalid record, or one whose id is stored with
-  other content, goes to ``xapi.deadletter`` as JSON ``{reason, rule, violations, tenant,
-  source: {topic, partition, offset}, original: base64, original_size, original_truncated,
-  at}`` and the partition moves on. ``original`` holds at most the first
-  :data:`DEADLETTER_ORIGINAL_BUDGET` bytes of the record (``original_truncated`` says
-  whether it was cut; ``original_size`` is the full size), so a dead-letter always fits in
-  what the producer may send.
+  other content, goes to ``xapi.deadletter`` with the reason, the source and the original
+  (:mod:`services.ingest.deadletter`) and the partition moves on.
 * A record whose parsing fails unexpectedly (a bug, not a rule) is dead-lettered with reason
-  ``unexpected`` rather than stalling its partition. A dead-letter that cannot be produced for
-  a permanent reason is logged, counted (``deadletter_failures``) and skipped.
+  ``unexpected`` rather than stalling its partition.
 * Database or broker unavailable: the batch is retried with back-off, nothing is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.ingest.archive import Archive
 from services.ingest.canonical import utc_ms
 from services.ingest.config import IngestSettings
+from services.ingest.deadletter import DeadLetters, Rejected
 from services.ingest.errors import IngestError
 from services.ingest.handlers import (
     VERSION_HEADER,
@@ -69,20 +62,8 @@ from shared.xapi import (
 log = logging.getLogger(__name__)
 
 RAW_AUTHORITY_NAME = "kafka-intake"
-#: most bytes of the original record a dead-letter carries (base64: 4/3 of it)
-DEADLETTER_ORIGINAL_BUDGET = 256 * 1024
-
-
 #: records validated between two yields to the event loop
 _YIELD_EVERY = 200
-
-
-@dataclass(frozen=True)
-class Rejected:
-    record: ConsumerRecord[Any, Any]
-    reason: str
-    rule: str
-    violations: Sequence[Violation] = ()
 
 
 @dataclass
@@ -104,26 +85,6 @@ def record_version(record: ConsumerRecord[Any, Any], default: XapiVersion) -> Xa
     return default
 
 
-def deadletter_body(rejected: Rejected, tenant: str | None) -> bytes:
-    rec = rejected.record
-    original = rec.value or b""
-    return orjson.dumps(
-        {
-            "reason": rejected.reason,
-            "rule": rejected.rule,
-            "violations": [
-                {"path": v.path, "rule": v.rule, "message": v.message} for v in rejected.violations
-            ],
-            "tenant": tenant,
-            "source": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
-            "original": base64.b64encode(original[:DEADLETTER_ORIGINAL_BUDGET]).decode(),
-            "original_size": len(original),
-            "original_truncated": len(original) > DEADLETTER_ORIGINAL_BUDGET,
-            "at": datetime.now(UTC).isoformat(),
-        }
-    )
-
-
 class RawIntake:
     def __init__(
         self,
@@ -137,7 +98,7 @@ class RawIntake:
     ) -> None:
         self._settings = settings
         self._archive = archive
-        self._producer = producer
+        self._deadletters = DeadLetters(producer, topics.deadletter, metrics, self._pause)
         self._topics = topics
         self._metrics = metrics
         self._profiles = profiles
@@ -268,7 +229,7 @@ class RawIntake:
         for r in work.rejected:
             by_tenant.setdefault(self._topics.tenant_of_raw(r.record.topic), []).append(r)
         for owner, rejected in by_tenant.items():
-            await self._deadletter(owner, rejected)
+            await self._deadletters.send(owner, rejected)
         with contextlib.suppress(Exception):  # not committed: replayed, and idempotent
             await consumer.commit(work.offsets)
 
@@ -354,69 +315,3 @@ class RawIntake:
                     extra={"tenant": tenant, "error": f"{type(exc).__name__}"},
                 )
                 await self._pause(attempt)
-
-    async def _deadletter(self, tenant: str | None, rejected: list[Rejected]) -> None:
-        """Produce the dead-letters; retriable failures are retried (those records only),
-        a permanent failure is logged and counted, and that record is skipped."""
-        label = tenant or "unknown"
-        pending = list(rejected)
-        attempt = 0
-        while pending:
-            retry: list[Rejected] = []
-            sent: list[tuple[Rejected, asyncio.Future[Any]]] = []
-            outcomes: dict[int, BaseException | None] = {}
-            for r in pending:
-                try:
-                    future = await self._producer.send(
-                        self._topics.deadletter, deadletter_body(r, tenant), key=r.record.key
-                    )
-                except Exception as exc:  # noqa: BLE001 - sorted out below
-                    outcomes[id(r)] = exc
-                else:
-                    sent.append((r, future))
-            results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-            for (r, _), result in zip(sent, results, strict=True):
-                outcomes[id(r)] = result if isinstance(result, BaseException) else None
-            for r in pending:
-                failure = outcomes[id(r)]
-                if failure is None:
-                    self._dead_lettered(label, r)
-                elif isinstance(failure, Exception) and is_retriable(failure):
-                    retry.append(r)
-                elif isinstance(failure, Exception):
-                    self._deadletter_failed(label, r, failure)
-                else:
-                    raise failure  # cancellation
-            pending = retry
-            if pending:
-                attempt += 1
-                await self._pause(attempt)
-
-    def _dead_lettered(self, label: str, r: Rejected) -> None:
-        self._metrics.deadletters.labels(label, r.rule).inc()
-        self._metrics.rejected.labels(label, "kafka", r.rule).inc()
-        log.info(
-            "raw record dead-lettered",
-            extra={
-                "tenant": label,
-                "rule": r.rule,
-                "topic": r.record.topic,
-                "partition": r.record.partition,
-                "offset": r.record.offset,
-            },
-        )
-
-    def _deadletter_failed(self, label: str, r: Rejected, failure: Exception) -> None:
-        self._metrics.deadletter_failures.labels(label, r.rule).inc()
-        self._metrics.rejected.labels(label, "kafka", r.rule).inc()
-        log.error(
-            "raw record refused but its dead-letter could not be produced; skipping it",
-            extra={
-                "tenant": label,
-                "rule": r.rule,
-                "topic": r.record.topic,
-                "partition": r.record.partition,
-                "offset": r.record.offset,
-                "error": f"{type(failure).__name__}: {failure}"[:300],
-            },
-        )

@@ -14,7 +14,7 @@ from aiokafka import ConsumerRecord
 
 from services.alerts.app import deadletter_topic
 from services.alerts.settings_store import deadletter_record
-from services.ingest.intake import Rejected, deadletter_body
+from services.ingest.deadletter import Rejected, deadletter_body
 from services.progress.pipeline import deadletter_body as progress_deadletter
 from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_producer
 from shared.xapi import Violation

@@ -18,8 +18,14 @@ from pydantic import SecretStr
 
 from services.ingest import intake
 from services.ingest.config import IngestSettings
+from services.ingest.deadletter import (
+    DEADLETTER_ORIGINAL_BUDGET,
+    DeadLetters,
+    Rejected,
+    deadletter_body,
+)
 from services.ingest.handlers import authority_for
-from services.ingest.intake import DEADLETTER_ORIGINAL_BUDGET, RawIntake, Rejected, deadletter_body
+from services.ingest.intake import RawIntake
 from services.ingest.metrics import IngestMetrics
 from shared.kafka import Topics
 from shared.xapi import Profile
@@ -73,14 +79,21 @@ def _intake(producer: FakeProducer) -> tuple[RawIntake, IngestMetrics]:
 
 async def test_a_permanent_deadletter_failure_is_counted_and_skipped() -> None:
     producer = FakeProducer([MessageSizeTooLargeError(), KafkaConnectionError(), None])
-    raw, metrics = _intake(producer)
+    metrics = IngestMetrics(CollectorRegistry())
+    pauses: list[int] = []
+
+    async def pause(attempt: int) -> None:
+        pauses.append(attempt)
+
+    deadletters = DeadLetters(producer, "dl", metrics, pause)
     rejected = [Rejected(_record(b"x", n), "invalid_statement", "json.invalid") for n in (0, 1)]
-    await raw._deadletter("acme", rejected)
+    await deadletters.send("acme", rejected)
     # the too-large one is skipped; the other is retried after the connection error
     assert [orjson.loads(v)["source"]["offset"] for v in producer.sent] == [1]
     failed = metrics.deadletter_failures.labels("acme", "json.invalid")._value.get()
     dead = metrics.deadletters.labels("acme", "json.invalid")._value.get()
     assert (failed, dead) == (1, 1)
+    assert pauses == [1]  # one retry, after the connection error
 
 
 def test_an_unexpected_parse_failure_is_rejected_not_raised(monkeypatch: Any) -> None:
