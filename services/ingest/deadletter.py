@@ -115,28 +115,24 @@ class DeadLetters:
     def _sent(self, label: str, r: Rejected) -> None:
         self._metrics.deadletters.labels(label, r.rule).inc()
         self._metrics.rejected.labels(label, "kafka", r.rule).inc()
-        log.info(
-            "raw record dead-lettered",
-            extra={
-                "tenant": label,
-                "rule": r.rule,
-                "topic": r.record.topic,
-                "partition": r.record.partition,
-                "offset": r.record.offset,
-            },
-        )
+        log.info("raw record dead-lettered", extra=_log_fields(label, r))
 
     def _failed(self, label: str, r: Rejected, failure: Exception) -> None:
         self._metrics.deadletter_failures.labels(label, r.rule).inc()
         self._metrics.rejected.labels(label, "kafka", r.rule).inc()
         log.error(
             "raw record refused but its dead-letter could not be produced; skipping it",
-            extra={
-                "tenant": label,
-                "rule": r.rule,
-                "topic": r.record.topic,
-                "partition": r.record.partition,
-                "offset": r.record.offset,
-                "error": f"{type(failure).__name__}: {failure}"[:300],
-            },
+            extra={**_log_fields(label, r), "error": f"{type(failure).__name__}: {failure}"[:300]},
         )
+
+
+def _log_fields(label: str, r: Rejected) -> dict[str, Any]:
+    """Where a refused record came from, for the log (no learner identifiers)."""
+    rec = r.record
+    return {
+        "tenant": label,
+        "rule": r.rule,
+        "topic": rec.topic,
+        "partition": rec.partition,
+        "offset": rec.offset,
+    }
