@@ -16,6 +16,7 @@ from faust.types.tuples import Message
 
 from shared.errors import ConfigError, DependencyUnavailableError
 from shared.streaming import (
+    CONSUMER_MAX_FETCH_BYTES,
     RawSchema,
     close_unused_loops,
     kafka_urls,
@@ -44,6 +45,7 @@ def test_defaults() -> None:
     assert conf.topic_replication_factor == 1
     assert conf.table_standby_replicas == 0
     assert conf.consumer_auto_offset_reset == "earliest"
+    assert conf.consumer_max_fetch_size == CONSUMER_MAX_FETCH_BYTES == 4 << 20
     assert conf.key_serializer == "raw"
     assert conf.value_serializer == "raw"
     assert conf.web_enabled is False
@@ -57,12 +59,14 @@ def test_group_instance_id_and_overrides() -> None:
         topic_replication_factor=3,
         web_enabled=True,
         broker_commit_every=50,
+        consumer_max_fetch_size=1 << 20,
     ).conf
 
     assert conf.consumer_group_instance_id == "progress-0"
     assert conf.topic_replication_factor == 3
     assert conf.web_enabled is True
     assert conf.broker_commit_every == 50
+    assert conf.consumer_max_fetch_size == 1 << 20
 
 
 def test_environment_is_ignored_unless_passed(monkeypatch: pytest.MonkeyPatch) -> None:
