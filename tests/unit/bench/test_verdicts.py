@@ -1,4 +1,5 @@
-"""The verdict lines ``bench/run_all.py`` writes (ingest, validation, mastery accuracy)."""
+"""The verdict lines ``bench/run_all.py`` writes (``bench/verdicts.py``): ingest, validation,
+mastery accuracy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
-import run_all
+import verdicts
 
 SINGLE = "HTTP, 1 statement per POST, 16 in flight"
 BATCHED = "HTTP, batches of 100, 4 in flight"
@@ -18,7 +19,7 @@ NOTHING = "Ralph LRS 5.1.0, storing nothing: "
 
 
 def _ingest(rates: dict[str, float]) -> str:
-    return run_all._ingest_verdict("| table |\n" + orjson.dumps(rates).decode())
+    return verdicts.ingest_verdict("| table |\n" + orjson.dumps(rates).decode())
 
 
 def test_ingest_targets_and_the_ralph_multiples() -> None:
@@ -49,10 +50,10 @@ def test_without_ralph_rows_no_multiple_is_claimed() -> None:
 def test_validation_verdict_with_and_without_ralph() -> None:
     ours = "shared.xapi.parse_statement:             13,900 statements/s\n"
     ralph = "Ralph 5.1.0 BaseXapiStatement:            2,259 statements/s\n"
-    alone = run_all._xapi_verdict(ours)
+    alone = verdicts.xapi_verdict(ours)
     assert "**not met** in this run (about 56% of it)" in alone
     assert "Ralph" not in alone
-    both = run_all._xapi_verdict(ours + ralph)
+    both = verdicts.xapi_verdict(ours + ralph)
     # 25,000 / 7,600 = 3.29x; 13,900 / 2,259 = 6.15x
     assert "the target is 3.29x Ralph's rate in the issue, ours 6.15x" in both
     assert "(at or above that multiple)" in both
@@ -66,11 +67,11 @@ BKT                       0.8089  0.3963      0.65     180232
 
 
 def test_mastery_verdict_names_the_model_that_reached_the_target_and_the_plain_figure() -> None:
-    met = run_all._mastery_verdict(MASTERY.format(with_=0.8308))
+    met = verdicts.mastery_verdict(MASTERY.format(with_=0.8308))
     assert "met by BKT with forgetting and learner ability (0.8308)" in met
     assert "BKT with forgetting alone 0.8261" in met
-    missed = run_all._mastery_verdict(MASTERY.format(with_=0.8299))
+    missed = verdicts.mastery_verdict(MASTERY.format(with_=0.8299))
     assert "**not met yet** (0.8299)" in missed
-    worse = run_all._mastery_verdict(MASTERY.format(with_=0.8200))
+    worse = verdicts.mastery_verdict(MASTERY.format(with_=0.8200))
     assert "**not met yet** (0.8261)" in worse  # the better of the two is reported
-    assert run_all._mastery_verdict("no table") == ""
+    assert verdicts.mastery_verdict("no table") == ""
