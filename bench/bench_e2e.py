@@ -47,12 +47,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from e2e_sustained import markdown as sustained_markdown
 from e2e_sustained import run_sustained
+from e2e_sustained_report import markdown as sustained_markdown
 
 from shared.kafka import TopicSpec, ensure_topics, kafka_admin, kafka_producer
 from tools.demo.feed import post_statements, wait_for
-from tools.demo.pipeline import Pipeline, parse_metrics, read_metrics
+from tools.demo.metrics import parse_metrics, read_metrics
+from tools.demo.pipeline import Pipeline
 from tools.simulator.output import write_files
 from tools.simulator.simulate import Config, Simulation, simulate
 

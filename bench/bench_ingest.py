@@ -48,267 +48,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
-import hashlib
 import os
 import platform
 import secrets
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import aiohttp
-import asyncpg
 import orjson
 
 from services.ingest.config import IngestSettings
 from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ralph_lrs import bench_ralph, resolve_python
-from throughput import Result, bodies_of, free_port, post_bodies, process_cpu_seconds
-
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
-TENANT = "acme"
-
-
-def simulated_statements(count: int) -> list[bytes]:
-    """At least ``count`` distinct simulator statements of tenant ``acme``, as JSON bytes."""
-    learners = max(10, count // 200)
-    with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
-            [
-                PYTHON,
-                "-m",
-                "tools.simulator",
-                "--seed",
-                "11",
-                "--learners",
-                str(learners),
-                "--days",
-                "40",
-                "--tenants",
-                "1",
-                "--out",
-                out,
-                "--quiet",
-            ],
-            check=True,
-            cwd=ROOT,
-        )
-        lines = Path(out, "statements.jsonl").read_bytes().splitlines()
-    if len(lines) < count:
-        raise SystemExit(f"the simulator gave {len(lines)} statements, {count} wanted")
-    return lines[:count]
-
-
-class IngestProcess:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            [PYTHON, "-m", "services.ingest.cli", *args],
-            env=self.env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-
-    async def start(self, base: str) -> None:
-        self.proc = subprocess.Popen(
-            [PYTHON, "-m", "services.ingest"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{base}/readyz") as response:
-                        if response.status == 200:
-                            return
-                if self.proc.poll() is not None:
-                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                    raise SystemExit(f"ingest exited: {err[-2000:]}")
-                await asyncio.sleep(0.2)
-        raise SystemExit("ingest did not become ready in 60 s")
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the running ingest process (Linux ``/proc``), else None."""
-        return None if self.proc is None else process_cpu_seconds(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
-
-
-async def published(pool: asyncpg.Pool, schema: str) -> int:
-    return int(
-        await pool.fetchval(
-            f'SELECT count(*) FROM "{schema}".outbox WHERE published_at IS NOT NULL'
-        )
-    )
-
-
-async def wait_published(pool: asyncpg.Pool, schema: str, target: int, limit: float) -> float:
-    """Seconds (monotonic clock) at which ``target`` outbox rows were published."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if await published(pool, schema) >= target:
-            return time.monotonic()
-        await asyncio.sleep(0.05)
-    raise SystemExit(f"only {await published(pool, schema)} of {target} published in {limit} s")
-
-
-async def post_all(base: str, auth: str, bodies: Sequence[bytes], in_flight: int) -> None:
-    headers = {
-        "Authorization": auth,
-        "X-Experience-API-Version": "2.0.0",
-        "Content-Type": "application/json",
-    }
-    statuses, error = await post_bodies(f"{base}/xapi/statements", headers, bodies, in_flight)
-    if error:
-        raise SystemExit(f"POST answered {error} (all answers: {dict(statuses)})")
-
-
-async def bench_http(
-    ingest: IngestProcess,
-    base: str,
-    auth: str,
-    pool: asyncpg.Pool,
-    schema: str,
-    statements: Sequence[bytes],
-    batch: int,
-    in_flight: int,
-    already: int,
-) -> Result:
-    bodies = bodies_of(statements, batch)
-    started, cpu = time.monotonic(), ingest.cpu_seconds()
-    await post_all(base, auth, bodies, in_flight)
-    done = await wait_published(pool, schema, already + len(statements), 600)
-    used = ingest.cpu_seconds()
-    name = (
-        "HTTP, 1 statement per POST, 16 in flight"
-        if batch == 1
-        else (f"HTTP, batches of {batch}, {in_flight} in flight")
-    )
-    return Result(
-        name, len(statements), done - started, None if cpu is None or used is None else used - cpu
-    )
-
-
-async def bench_raw_producer(
-    bootstrap: str, topic: str, statements: Sequence[bytes], *, batch_bytes: int | None = None
-) -> Result:
-    """``producer.send`` per statement; with ``batch_bytes``, the producer settings ingest uses
-    (its batches hold up to that many bytes, instead of aiokafka's 16 KiB)."""
-    options = {} if batch_bytes is None else {"max_batch_size": batch_bytes}
-    async with kafka_producer(bootstrap, linger_ms=5, **options) as producer:
-        started = time.monotonic()
-        futures = [await producer.send(topic, value) for value in statements]
-        await asyncio.gather(*futures)
-        seconds = time.monotonic() - started
-    name = "baseline: aiokafka producer, same bytes"
-    if batch_bytes is not None:
-        name += f", {batch_bytes // 1024} KiB batches (ingest's producer settings)"
-    return Result(name, len(statements), seconds)
-
-
-async def kafka_steady_state(pool: asyncpg.Pool, schema: str, count: int) -> Result:
-    """The Kafka run without start-up (consumer group join, first fetch): from the ``stored``
-    time of its first archived statement to the publication of its last one, both clocks of
-    this machine (PostgreSQL's ``clock_timestamp()`` and ingest's). Its CPU (set by the caller)
-    is the process's after it answered ready."""
-    seconds = await pool.fetchval(
-        f'SELECT extract(epoch FROM (SELECT max(published_at) FROM "{schema}".outbox)'
-        f" - (SELECT min(stored) FROM \"{schema}\".statements WHERE channel = 'kafka'))"
-    )
-    return Result(
-        "Kafka raw-topic intake, steady state (first stored to last published)",
-        count,
-        float(seconds),
-    )
-
-
-_BASELINE_DDL = """
-CREATE TABLE "{schema}".base_statements (
-    tenant text NOT NULL, statement_id uuid NOT NULL, body jsonb NOT NULL,
-    content_hash text NOT NULL, event_id uuid NOT NULL, stored timestamptz NOT NULL,
-    PRIMARY KEY (tenant, statement_id));
-CREATE TABLE "{schema}".base_outbox (
-    id bigserial PRIMARY KEY, event_id uuid NOT NULL UNIQUE, msg_key bytea NOT NULL,
-    envelope bytea NOT NULL, published_at timestamptz);
-CREATE INDEX ON "{schema}".base_outbox (id) WHERE published_at IS NULL;
-"""
-_BASELINE_INSERT = """
-WITH ins AS (
-    INSERT INTO "{schema}".base_statements
-        (tenant, statement_id, body, content_hash, event_id, stored)
-    SELECT 'acme', u.sid, u.body::jsonb, u.hash, u.eid, now()
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[]) AS u(sid, body, hash, eid)
-    ON CONFLICT DO NOTHING RETURNING event_id
+from ingest_baselines import bench_raw_insert, bench_raw_producer
+from ingest_harness import (
+    IngestProcess,
+    bench_http,
+    bench_schema,
+    kafka_steady_state,
+    simulated_statements,
+    wait_published,
 )
-INSERT INTO "{schema}".base_outbox (event_id, msg_key, envelope)
-SELECT u.eid, u.k, u.env FROM unnest($4::uuid[], $5::bytea[], $6::bytea[]) AS u(eid, k, env)
-WHERE u.eid IN (SELECT event_id FROM ins)
-"""
+from ralph_lrs import bench_ralph, resolve_python
+from throughput import Result, free_port
 
-
-async def bench_raw_insert(dsn: str, schema: str, statements: Sequence[bytes]) -> Result:
-    """Baseline: asyncpg storing the same statements, 100 per transaction, 4 connections."""
-    batches = [statements[i : i + 100] for i in range(0, len(statements), 100)]
-    args = [
-        (
-            [uuid.uuid4() for _ in batch],
-            [s.decode() for s in batch],
-            [hashlib.sha256(s).hexdigest() for s in batch],
-            [uuid.uuid4() for _ in batch],
-            [b"acme|learner" for _ in batch],
-            list(batch),
-        )
-        for batch in batches
-    ]
-    pool = await asyncpg.create_pool(dsn, min_size=4, max_size=4)
-    try:
-        await pool.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        await pool.execute(_BASELINE_DDL.format(schema=schema))
-        sql = _BASELINE_INSERT.format(schema=schema)
-        queue = list(reversed(args))
-
-        async def worker() -> None:
-            async with pool.acquire() as conn:
-                while queue:
-                    item = queue.pop()
-                    async with conn.transaction():
-                        await conn.execute(sql, *item)
-
-        started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(4)))
-        seconds = time.monotonic() - started
-        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        await pool.close()
-    return Result("baseline: asyncpg insert, same rows, batches of 100", len(statements), seconds)
-
-
-@contextlib.asynccontextmanager
-async def bench_schema(dsn: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await pool.close()
+TENANT = "acme"
 
 
 async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result], list[Result]]:

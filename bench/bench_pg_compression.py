@@ -36,7 +36,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import simulated_statements
+from ingest_harness import simulated_statements
 
 from services.ingest.handlers import authority_for, prepare
 from shared.xapi import XapiVersion, parse_statement

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from tools.demo.pipeline import cpu_seconds as process_cpu_seconds
+from tools.demo.processes import cpu_seconds as process_cpu_seconds
 
 __all__ = ["Result", "bodies_of", "free_port", "post_bodies", "process_cpu_seconds"]
 

@@ -26,16 +26,8 @@ from typing import NoReturn, TextIO
 import aiohttp
 
 from tools.demo.display import KINDS, Display, Progress
-from tools.demo.pipeline import (
-    DEFAULT_PORTS,
-    SERVICES,
-    Metrics,
-    Pipeline,
-    PipelineError,
-    describe,
-    format_count,
-    tenants_of,
-)
+from tools.demo.metrics import Metrics, describe, format_count
+from tools.demo.pipeline import DEFAULT_PORTS, SERVICES, Pipeline, PipelineError, tenants_of
 from tools.simulator.emit import HttpTarget, Pace, send_http
 from tools.simulator.output import write_files
 from tools.simulator.simulate import Config, Event, simulate

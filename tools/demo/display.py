@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Final, TextIO, get_args
 
 from shared.alert_events import AlertKind
-from tools.demo.pipeline import Metrics, describe, format_count
+from tools.demo.metrics import Metrics, describe, format_count
 
 KINDS: Final = get_args(AlertKind)
 CLEAR: Final = "\x1b[H\x1b[2J"

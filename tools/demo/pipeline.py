@@ -7,49 +7,32 @@ frameworks, staff tokens), scrapes their ``/metrics``, and stops them with SIGTE
 SIGKILL only if one ignores it). :meth:`Pipeline.cleanup` deletes the run's topics and schemas.
 
 Used by ``python -m tools.demo`` and by ``bench/bench_alert_quality.py`` / ``bench/bench_e2e.py``.
+
+The process and port helpers are in :mod:`tools.demo.processes`, the ``/metrics`` reading in
+:mod:`tools.demo.metrics`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
+
+from tools.demo.metrics import Metrics, parse_metrics, read_metrics, sample_total
+from tools.demo.processes import free_port, pid_alive, port_free, terminate_with_parent
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def terminate_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking Linux to send the child SIGTERM when its parent dies (prctl).
-
-    Without it a demo or benchmark killed with SIGKILL (a timeout, a crashed terminal) leaves
-    its services running. libc is looked up here, in the parent, so that the child between fork
-    and exec makes one call and nothing else. ``None`` elsewhere than Linux.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def child() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-    return child
-
 
 SERVICES: Final = ("ingest", "progress", "alerts")
 DEFAULT_PORTS: Final = {"ingest": 8080, "progress": 8081, "alerts": 8082}
@@ -60,21 +43,6 @@ STOP_SECONDS: Final = 30.0
 
 class PipelineError(RuntimeError):
     """A service could not be started, or a CLI step failed."""
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pick_ports(wanted: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
@@ -88,108 +56,6 @@ def pick_ports(wanted: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
             port = 0
         ports[name] = port or free_port()
     return ports, notes
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (Linux ``/proc``), None when unreadable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by the PostgreSQL server (every ``postgres`` process, backends
-    included) and the Kafka broker (``java`` running ``kafka.Kafka``) on this machine: a
-    whole-server figure, meaningful when nothing else uses them."""
-    totals = {"postgres": 0.0, "kafka": 0.0}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            comm = (entry / "comm").read_text(encoding="ascii", errors="replace").strip()
-            if comm == "postgres":
-                server = "postgres"
-            elif comm == "java" and b"kafka.Kafka" in (entry / "cmdline").read_bytes():
-                server = "kafka"
-            else:
-                continue
-        except OSError:
-            continue
-        used = cpu_seconds(int(entry.name))
-        if used is not None:
-            totals[server] += used
-    return totals
-
-
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` names a running (not zombie) process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
-
-
-def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Prometheus text -> sample name -> [(labels, value)]."""
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
-    return out
-
-
-@dataclass
-class Metrics:
-    """The figures the demo and the benchmarks read, from the three ``/metrics`` pages."""
-
-    accepted: float = 0.0
-    rejected: float = 0.0
-    published: float = 0.0
-    processed: float = 0.0
-    updates: float = 0.0
-    alerts_applied: float = 0.0
-    raised: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def raised_total(self) -> float:
-        return sum(self.raised.values())
-
-
-def _total(samples: Mapping[str, list[tuple[dict[str, str], float]]], name: str) -> float:
-    return sum(value for _, value in samples.get(name, []))
-
-
-def read_metrics(pages: Mapping[str, str]) -> Metrics:
-    ingest = parse_metrics(pages.get("ingest", ""))
-    progress = parse_metrics(pages.get("progress", ""))
-    alerts = parse_metrics(pages.get("alerts", ""))
-    raised: dict[str, float] = {}
-    for labels, value in alerts.get("skillstream_alerts_alerts_raised_total", []):
-        raised[labels.get("kind", "?")] = raised.get(labels.get("kind", "?"), 0.0) + value
-    applied = sum(
-        value
-        for labels, value in alerts.get("skillstream_alerts_progress_updates_total", [])
-        if labels.get("outcome") == "applied"
-    )
-    return Metrics(
-        accepted=_total(ingest, "skillstream_ingest_statements_accepted_total"),
-        rejected=_total(ingest, "skillstream_ingest_statements_rejected_total"),
-        published=_total(ingest, "skillstream_ingest_events_published_total"),
-        processed=_total(progress, "skillstream_progress_events_processed_total"),
-        updates=_total(progress, "skillstream_progress_updates_published_total"),
-        alerts_applied=applied,
-        raised=raised,
-    )
 
 
 @dataclass
@@ -364,7 +230,7 @@ class Pipeline:
         while time.monotonic() < deadline:
             pages = await self.metric_pages(http)
             samples = parse_metrics(pages.get("progress", ""))
-            if _total(samples, "skillstream_progress_framework_versions") >= count:
+            if sample_total(samples, "skillstream_progress_framework_versions") >= count:
                 return True
             await asyncio.sleep(0.5)
         return False
@@ -425,11 +291,3 @@ def tenants_of(framework_yaml: Path) -> list[str]:
         for doc in yaml.safe_load_all(framework_yaml.read_text(encoding="utf-8"))
         if doc
     ]
-
-
-def format_count(value: float) -> str:
-    return f"{round(value):,}"
-
-
-def describe(seq: Sequence[tuple[str, float]]) -> str:
-    return " · ".join(f"{k} {format_count(v)}" for k, v in seq) or "none yet"

@@ -58,7 +58,9 @@ from shared.envelope import ALERT_EVENT_V1, Envelope
 from shared.framework import Framework
 from shared.kafka import Topics, ensure_topics, kafka_admin, kafka_consumer, kafka_producer
 from shared.xapi import XapiVersion, parse_statement
-from tools.demo.pipeline import ROOT, Pipeline, parse_metrics, terminate_with_parent
+from tools.demo.metrics import parse_metrics
+from tools.demo.pipeline import ROOT, Pipeline
+from tools.demo.processes import terminate_with_parent
 from tools.simulator.output import framework_documents
 from tools.simulator.simulate import Config, simulate
 
