@@ -17,6 +17,7 @@ from faust.types.tuples import Message
 from shared.errors import ConfigError, DependencyUnavailableError
 from shared.streaming import (
     CONSUMER_MAX_FETCH_BYTES,
+    STREAM_BUFFER_MAXSIZE,
     RawSchema,
     close_unused_loops,
     kafka_urls,
@@ -46,6 +47,7 @@ def test_defaults() -> None:
     assert conf.table_standby_replicas == 0
     assert conf.consumer_auto_offset_reset == "earliest"
     assert conf.consumer_max_fetch_size == CONSUMER_MAX_FETCH_BYTES == 4 << 20
+    assert conf.stream_buffer_maxsize == STREAM_BUFFER_MAXSIZE == 16384
     assert conf.key_serializer == "raw"
     assert conf.value_serializer == "raw"
     assert conf.web_enabled is False
