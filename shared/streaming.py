@@ -45,9 +45,8 @@ DEFAULT_START_TIMEOUT = 60.0
 DEFAULT_STOP_TIMEOUT = 30.0
 
 #: Most bytes one fetch brings per partition (Faust's ``consumer_max_fetch_size``, aiokafka's
-#: ``max_partition_fetch_bytes``; Faust's default is 1 MiB). With 1 MiB a busy worker drained
-#: its fetched records faster than the next fetch came back and spent the difference idle or
-#: re-arming its stream: the progress worker's throughput rose by about 20% with 4 MiB
+#: ``max_partition_fetch_bytes``; Faust's default is 1 MiB). A worker catching up makes a
+#: quarter of the fetches with 4 MiB, and the progress worker's throughput rose by about 20%
 #: (``bench/bench_progress_throughput.py``, interleaved on 2026-11-30: 3,926 and 4,048
 #: events/s with 1 MiB, 5,134 and 4,551 with 4 MiB; 8 MiB did no better). The buffer this can
 #: take is this many bytes per assigned partition (with the default 4 partitions, 16 MiB at
