@@ -55,10 +55,10 @@ DEFAULT_STOP_TIMEOUT = 30.0
 CONSUMER_MAX_FETCH_BYTES: Final = 4 << 20
 
 #: Most records waiting in an agent's stream (Faust's ``stream_buffer_maxsize``, default 4096).
-#: A 4 MiB fetch from each of 4 partitions brings about 10,000 statement envelopes: with 4096
-#: the buffer filled in every catch-up, and each record that found it full was handed over the
-#: slow way (a task under ``wait_first``, see :func:`_drain_messages`): 7,700 of 50,000 events in
-#: ``bench/bench_progress_throughput.py`` against 3,050 with this size, and the worker's rate
+#: A 4 MiB fetch from each of 4 partitions brings about 10,000 statement envelopes, more than
+#: 4096. The records handed over the slow way (a delivery that had to wait: a task under
+#: ``wait_first``, see :func:`_drain_messages`), counted in ``bench/bench_progress_throughput.py``:
+#: 7,700 of 50,000 events with 4096 against 3,050 with this size; and the worker's rate
 #: rose by about 15% (interleaved, 2026-11-30: 4,355 events/s on average over 7 runs against
 #: 5,067). The price is memory: up to this many records (about 1.7 KB each for statements)
 #: per agent, held only while the worker is behind.
