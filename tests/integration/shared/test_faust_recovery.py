@@ -4,6 +4,8 @@
     object with the same id (what a restarted process builds) recovers the counts from the
     changelog, does not re-read the source (the offsets were committed) and counts on from the
     recovered values.
+    Both times, once recovered, the table's changelog partitions are paused in aiokafka too:
+    the app's own table writes are not fetched back (``pause_changelogs_when_recovered``).
 (b) ``ensure_topics`` plus a produce/consume round trip through ``shared.kafka``.
 
 Every wait has a deadline, so a hang fails in seconds with what was awaited.
@@ -81,6 +83,30 @@ class CounterApp:
     def counts(self) -> dict[bytes, int]:
         return dict(self.table.items())
 
+    def changelog(self) -> set[tuple[str, int]]:
+        name = self.table.changelog_topic.get_topic_name()
+        return {(name, partition) for partition in range(PARTITIONS)}
+
+    def fetcher_state(self) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
+        """(partitions paused in aiokafka, partitions with fetched records not yet read)."""
+        consumer: Any = self.app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+        paused = {(tp.topic, tp.partition) for tp in consumer.paused()}
+        buffered = {(tp.topic, tp.partition) for tp in consumer._fetcher._records}
+        return paused, buffered
+
+    async def assert_changelog_not_fetched(self) -> None:
+        """The changelog partitions are paused in aiokafka (and only they), and none of the
+        table's writes came back into aiokafka's fetch buffer."""
+        await _wait_until(
+            "the changelog partitions to be paused in aiokafka",
+            lambda: self.fetcher_state()[0] == self.changelog(),
+            self.fetcher_state,
+        )
+        await asyncio.sleep(0.5)  # fetches made meanwhile would have brought the writes back
+        paused, buffered = self.fetcher_state()
+        assert paused == self.changelog()
+        assert not buffered & self.changelog(), buffered
+
 
 async def _produce(bootstrap: str, topic: str, values: range) -> Counter[bytes]:
     """Send ``m<i>`` keyed ``k<i % 5>`` for each i; return how many each key got."""
@@ -110,6 +136,7 @@ async def test_table_recovers_from_changelog_without_reprocessing(
             lambda: first.counts() == dict(expected),
             first.counts,
         )
+        await first.assert_changelog_not_fetched()
     assert sorted(first.seen) == sorted(f"m{i}".encode() for i in range(40))
 
     async with kafka_admin(kafka_bootstrap) as admin:
@@ -141,6 +168,7 @@ async def test_table_recovers_from_changelog_without_reprocessing(
         # only the new messages were read: nothing before the committed offsets came again
         assert sorted(second.seen) == sorted(f"m{i}".encode() for i in range(40, 55))
         assert second.counts() == dict(expected)
+        await second.assert_changelog_not_fetched()
 
 
 async def test_ensure_topics_and_round_trip(

@@ -1,4 +1,4 @@
-"""The consumer's delivery loop (``shared.streaming._drain_messages``): records handed to the
+"""The consumer's delivery loop (``shared.faust_consumer._drain_messages``): records handed to the
 streams in order, a delivery that completes at once without tasks, one that waits finished in a
 task, one the flow suspends abandoned as Faust's ``wait_first`` does. No broker: a fake
 consumer with the attributes the loop reads."""
@@ -13,14 +13,8 @@ from typing import Any
 import mode
 import pytest
 
-from shared.streaming import (
-    _drain_messages,
-    _resumed,
-    close_unused_loops,
-    copies_fausts_drain,
-    make_faust_app,
-    quick_delivery,
-)
+from shared.faust_consumer import _drain_messages, _resumed, copies_fausts_drain, quick_delivery
+from shared.streaming import close_unused_loops, make_faust_app
 
 
 class _Flags:
@@ -82,7 +76,7 @@ async def _drain(consumer: _FakeConsumer) -> None:
 
 
 def test_the_copied_loop_is_the_installed_fausts() -> None:
-    # if this fails, Faust's loop changed: copy it again (shared.streaming._drain_messages)
+    # if this fails, Faust's loop changed: copy it again (shared.faust_consumer._drain_messages)
     assert copies_fausts_drain()
 
 
@@ -192,7 +186,7 @@ def test_installed_on_the_consumer() -> None:
 
 
 def test_not_installed_when_fausts_loop_differs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shared.streaming.DRAIN_SOURCE_SHA256", "0" * 64)
+    monkeypatch.setattr("shared.faust_consumer.DRAIN_SOURCE_SHA256", "0" * 64)
     app = make_faust_app("quick", bootstrap="127.0.0.1:9092", topic_prefix="tq.", partitions=1)
     try:
         assert not quick_delivery(app)
