@@ -193,11 +193,13 @@ def pause_changelogs_when_recovered(app: faust.App) -> None:
     recovery reads the changelogs again. The partitions Faust keeps reading (standbys, and
     tables whose ``recovery_buffer_size`` is 1) are left alone.
 
-    The pause is scheduled in the consumer's thread, not awaited. Awaiting it through Faust's
-    ``call_thread`` held up the end of recovery behind the thread's method queue, and the kill
-    -9 test (``tests/integration/resilience/test_worker_crash.py``) then failed in 3 of 14 runs
-    (a restarted worker hung once, and twice Faust skipped the records it should have seen
-    again); scheduled, it passed 15 of 15, as it did 10 of 10 without the pause."""
+    The pause is scheduled in the consumer's thread, not awaited. Awaited through Faust's
+    ``call_thread`` (a round trip through the thread's method queue before recovery can end),
+    the kill -9 test (``tests/integration/resilience/test_worker_crash.py``) failed in 5 of 27
+    runs: once a restarted worker never caught up (before the generation check above), three
+    times Faust skipped the records the restarted worker should have seen again (the fifth
+    failure was not read). Scheduled, it passed 15 of 15, as it did 10 of 10 without the
+    pause. Why awaiting did that was not traced."""
 
     async def on_complete(_sender: Any, /, *_args: Any, signal: Any = None, **_: Any) -> None:  # noqa: ARG001
         tables: Any = app.tables  # TableManagerT does not declare ``recovery``
