@@ -198,7 +198,7 @@ def pause_changelogs_when_recovered(app: faust.App) -> None:
     the kill -9 test (``tests/integration/resilience/test_worker_crash.py``) failed in 5 of 27
     runs: once a restarted worker never caught up (before the generation check above), three
     times Faust skipped the records the restarted worker should have seen again (the fifth
-    failure was not read). Scheduled, it passed 15 of 15, as it did 10 of 10 without the
+    failure was not read). Scheduled, it passed 30 of 30, as it did 10 of 10 without the
     pause. Why awaiting did that was not traced."""
 
     async def on_complete(_sender: Any, /, *_args: Any, signal: Any = None, **_: Any) -> None:  # noqa: ARG001
