@@ -185,13 +185,14 @@ def pause_changelogs_when_recovered(app: faust.App) -> None:
     them for a reader that never comes: while a partition's records wait unread (up to its
     ``prefetch_backoff``, 0.1 s) it sends no fetch to that broker for any partition, and the
     records stay buffered until the next rebalance. Each changelog partition did this once
-    after every start and rebalance. Traced in ``bench/bench_e2e.py`` (2026-11-30, fetch
-    requests logged): in a fresh pipeline, the alerts worker read its first progress updates
-    up to 0.39 s after the broker had appended them, and in steady state as they were appended;
-    with this pause, its fetches held no changelog partition and the first updates were read
-    as they were appended too. A rebalance's new assignment resumes everything, so Faust's
-    recovery reads the changelogs again. The partitions Faust keeps reading (standbys, and
-    tables whose ``recovery_buffer_size`` is 1) are left alone.
+    after every start (and, by the same code path, after every rebalance). Traced in
+    ``bench/bench_e2e.py`` (2026-11-30, fetch requests logged): in a fresh pipeline, the alerts
+    worker read its first progress updates up to 0.39 s after the broker had appended them, and
+    in steady state as they were appended; with this pause, its fetches held no changelog
+    partition and the first updates were read as they were appended too. A rebalance's new
+    assignment resumes everything, so Faust's recovery reads the changelogs again. The
+    partitions Faust keeps reading (standbys, and tables whose ``recovery_buffer_size`` is 1)
+    are left alone.
 
     The pause is scheduled in the consumer's thread, not awaited. Awaited through Faust's
     ``call_thread`` (a round trip through the thread's method queue before recovery can end),
