@@ -24,6 +24,12 @@ Runs, in one go so the machine's noise hits them alike:
   again as the outbox payload): the floor of what storing them costs on this PostgreSQL, without
   validation, HTTP or Kafka. It is printed in the table, not in the JSON line the smoke test
   reads;
+* the CPU floor: what the parts every ingest process runs for every statement cost in this
+  process, on the same statements -- strict validation (``parse_statement``, best of three
+  passes), the producer's ``send`` with ingest's settings (the 512 KiB baseline's CPU) and the
+  consumer's ``getmany`` of those records -- and the rate one core allows at their sum (HTTP:
+  validation and producer; Kafka intake: the three). Nothing ingest adds (HTTP, archive,
+  envelope, outbox) is counted, so no ingest process on this machine can beat that rate;
 * baseline: Ralph's LRS (PyPI ``ralph-malph`` 5.1.0, FastAPI) in a virtualenv of its own
   (``make ralph-venv``; ``--ralph-python PATH``), on the same statement bytes as the two HTTP
   runs with the same clients (one per POST, 16 in flight; then batches of 100, 4 in flight).
@@ -53,15 +59,18 @@ import platform
 import secrets
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Final
 
 import orjson
 
 from services.ingest.config import IngestSettings
 from shared.kafka import Topics, TopicSpec, ensure_topics, kafka_admin, kafka_producer
+from shared.xapi import XapiVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest_baselines import bench_raw_insert, bench_raw_producer
+from ingest_baselines import Floor, bench_raw_insert, bench_raw_producer, cpu_floor
 from ingest_harness import (
     IngestProcess,
     bench_http,
@@ -74,9 +83,17 @@ from ralph_lrs import bench_ralph, resolve_python
 from throughput import Result, free_port
 
 TENANT = "acme"
+_DEFAULTS = IngestSettings.model_fields
+#: what ingest runs with by default: its producer's batch size, raw records' xAPI version
+INGESTS: Final = {
+    "batch_bytes": _DEFAULTS["producer_batch_bytes"].default,
+    "version": XapiVersion(_DEFAULTS["raw_default_version"].default),
+}
 
 
-async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result], list[Result]]:
+async def run(
+    args: argparse.Namespace,
+) -> tuple[list[Result], list[Result], list[Result], Floor]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     dsn = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/postgres")
     run_id = secrets.token_hex(3)
@@ -116,15 +133,12 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result], lis
             auth = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
             # baselines first, on a quiet broker and database
             results.append(await bench_raw_producer(bootstrap, f"{prefix}baseline", raw))
-            extra.append(
-                await bench_raw_producer(
-                    bootstrap,
-                    f"{prefix}baseline",
-                    raw,
-                    batch_bytes=IngestSettings.model_fields["producer_batch_bytes"].default,
-                )
-            )
-            extra.append(await bench_raw_insert(dsn, f"{schema}_base", raw))
+            # the same sends with ingest's producer settings, then what each part costs
+            floor, produced = await cpu_floor(bootstrap, f"{prefix}baseline", raw, **INGESTS)
+            extra += [
+                replace(produced, cpu=None),  # the table's CPU column is the server's
+                await bench_raw_insert(dsn, f"{schema}_base", raw),
+            ]
             ralph = await bench_ralph(args.ralph_python, args.ralph_reason, single, batched)
             await ingest.start(base)
             results.append(await bench_http(ingest, base, auth, pool, schema, single, 1, 16, 0))
@@ -158,7 +172,26 @@ async def run(args: argparse.Namespace) -> tuple[list[Result], list[Result], lis
             async with kafka_admin(bootstrap) as admin:
                 names = [t for t in await admin.list_topics() if t.startswith(prefix)]
                 await admin.delete_topics(names)
-    return results, extra, ralph
+    return results, extra, ralph, floor
+
+
+def print_floor(floor: Floor) -> None:
+    rows = [
+        ("strict validation (`shared.xapi.parse_statement`, xAPI 2.0)", floor.validation_us),
+        ("aiokafka producer `send`, ingest's settings (the 512 KiB row above)", floor.produce_us),
+        ("aiokafka consumer `getmany` of those records", floor.consume_us),
+        ("**HTTP floor**: validation + producer", floor.http_us),
+        ("**Kafka intake floor**: validation + producer + consumer", floor.kafka_us),
+    ]
+    print(
+        "\nCPU floor: what every statement costs one ingest process whatever its own code "
+        "(measured in this bench process, same statements; no HTTP, archive, envelope or "
+        "outbox counted), and the most one process could take on one core at that cost alone:\n"
+    )
+    print("| part | CPU µs per statement | at most statements/s on one core |")
+    print("| --- | ---: | ---: |")
+    for name, us in rows:
+        print(f"| {name} | {us:.1f} | {1e6 / us:,.0f} |")
 
 
 def _count(text: str) -> int:
@@ -186,7 +219,7 @@ def main() -> None:
     args.ralph_python, args.ralph_reason = resolve_python(
         args.ralph_python, disabled=args.no_ralph, smoke=args.smoke
     )
-    results, extra, ralph = asyncio.run(run(args))
+    results, extra, ralph, floor = asyncio.run(run(args))
     baseline = results[0].rate
     print(
         f"# ingest throughput, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -206,6 +239,7 @@ def main() -> None:
     if checked:
         print("\nRalph's runs, checked:\n")
         print("\n".join(f"- {r.name}: {r.checks}." for r in checked))
+    print_floor(floor)
     measured = [*results, *(r for r in ralph if not r.note)]
     print(orjson.dumps({r.name: round(r.rate, 1) for r in measured}).decode())
 

@@ -87,7 +87,10 @@ def benches(assistments: Path) -> list[Bench]:
             "checked below the table. "
             "The server process's CPU seconds per 1,000 statements (from /proc; for the Kafka "
             "run, the process's whole life, and for its steady state the life after it "
-            "answered ready) are steadier than the rates on a shared machine.",
+            "answered ready) are steadier than the rates on a shared machine. "
+            "Below them, the CPU floor: what validating, producing and consuming each "
+            "statement costs in the bench process, nothing else counted, and the rate one "
+            "core allows at that cost.",
             smoke=["--smoke"],
             verdict=ingest_verdict,
             ralph=True,

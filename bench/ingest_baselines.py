@@ -2,7 +2,9 @@
 
 :func:`bench_raw_producer`: a plain aiokafka producer, one ``send`` per statement (aiokafka's
 default batches, or ingest's producer settings). :func:`bench_raw_insert`: plain asyncpg
-storing the statements in tables shaped like ingest's archive and outbox.
+storing the statements in tables shaped like ingest's archive and outbox. :func:`cpu_floor`:
+the CPU per statement of the parts no ingest process can skip (strict validation, the
+producer's send, the consumer's fetch), measured in this process.
 """
 
 from __future__ import annotations
@@ -12,28 +14,100 @@ import hashlib
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 from throughput import Result
 
-from shared.kafka import kafka_producer
+from shared.kafka import kafka_consumer, kafka_producer
+from shared.xapi import XapiVersion, parse_statement
 
 
 async def bench_raw_producer(
     bootstrap: str, topic: str, statements: Sequence[bytes], *, batch_bytes: int | None = None
 ) -> Result:
     """``producer.send`` per statement; with ``batch_bytes``, the producer settings ingest uses
-    (its batches hold up to that many bytes, instead of aiokafka's 16 KiB)."""
+    (its batches hold up to that many bytes, instead of aiokafka's 16 KiB). ``cpu``: this
+    process's CPU seconds over the sends."""
     options = {} if batch_bytes is None else {"max_batch_size": batch_bytes}
     async with kafka_producer(bootstrap, linger_ms=5, **options) as producer:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         futures = [await producer.send(topic, value) for value in statements]
         await asyncio.gather(*futures)
-        seconds = time.monotonic() - started
+        seconds, cpu = time.monotonic() - started, time.process_time() - cpu
     name = "baseline: aiokafka producer, same bytes"
     if batch_bytes is not None:
         name += f", {batch_bytes // 1024} KiB batches (ingest's producer settings)"
-    return Result(name, len(statements), seconds)
+    return Result(name, len(statements), seconds, cpu)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """CPU microseconds per statement, in this process, of each part every ingest process
+    does for every statement, whatever its own code: nothing else (no HTTP, archive, envelope,
+    outbox) is counted, so ``1e6 / total`` bounds what one process can take on one core."""
+
+    validation_us: float
+    produce_us: float
+    consume_us: float
+
+    @property
+    def kafka_us(self) -> float:
+        """A raw record read, validated, and its event sent."""
+        return self.validation_us + self.consume_us + self.produce_us
+
+    @property
+    def http_us(self) -> float:
+        """A POSTed statement validated and its event sent."""
+        return self.validation_us + self.produce_us
+
+
+def validation_us(statements: Sequence[bytes], version: XapiVersion) -> float:
+    """Strict validation (:func:`shared.xapi.parse_statement`, what ingest runs), CPU per
+    statement: the best of three passes (after one warm-up pass)."""
+    best = float("inf")
+    for attempt in range(4):
+        cpu = time.process_time()
+        for raw in statements:
+            parse_statement(raw, version=version)
+        if attempt:
+            best = min(best, time.process_time() - cpu)
+    return best / len(statements) * 1e6
+
+
+async def consume_us(bootstrap: str, topic: str, count: int) -> float:
+    """CPU per record of reading ``count`` records of ``topic`` from the start with
+    ``getmany`` (ingest's intake reads so); the waits (assignment, fetches) cost no CPU."""
+    async with kafka_consumer(bootstrap, topic, group_id=None) as consumer:
+        got, cpu = 0, time.process_time()
+        while got < count:
+            polled = await consumer.getmany(timeout_ms=2000, max_records=5000)
+            if not polled and got:
+                break  # the topic holds fewer than ``count``
+            got += sum(len(records) for records in polled.values())
+        if not got:
+            raise RuntimeError(f"read no records of {topic}")
+        return (time.process_time() - cpu) / got * 1e6
+
+
+async def cpu_floor(
+    bootstrap: str,
+    topic: str,
+    statements: Sequence[bytes],
+    *,
+    batch_bytes: int,
+    version: XapiVersion,
+) -> tuple[Floor, Result]:
+    """The floor, and the producer's baseline row it was taken from (``batch_bytes``: ingest's
+    producer setting; its sends fill ``topic`` for the consumer)."""
+    produced = await bench_raw_producer(bootstrap, topic, statements, batch_bytes=batch_bytes)
+    assert produced.cpu is not None
+    floor = Floor(
+        validation_us=validation_us(statements, version),
+        produce_us=produced.cpu / len(statements) * 1e6,
+        consume_us=await consume_us(bootstrap, topic, len(statements)),
+    )
+    return floor, produced
 
 
 _BASELINE_DDL = """

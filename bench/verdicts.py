@@ -133,7 +133,23 @@ def ingest_verdict(out: str) -> str:
             " Read against Ralph storing nothing (the issue: 1,443/s and 10,805/s; an estimate "
             "of this machine against the issue's, not a measurement): " + "; ".join(scaled) + "."
         )
-    return verdict
+    return verdict + floor_verdict(out)
+
+
+def floor_verdict(out: str) -> str:
+    """The Kafka target against the CPU floor ``bench_ingest.py`` measured in the same run."""
+    m = re.search(
+        r"^\| \*\*Kafka intake floor\*\*[^|]*\| ([\d.]+) \| ([\d,]+) \|$", out, re.MULTILINE
+    )
+    if not m:
+        return ""
+    us, most = float(m[1]), int(m[2].replace(",", ""))
+    where = "above" if most < 20_000 else "within"
+    return (
+        f" CPU floor in the same run: validating, consuming and producing a statement, nothing "
+        f"else, cost {us:.1f} µs, so one process takes at most {most:,}/s from Kafka on one "
+        f"core before archiving it: the 20,000/s target is {where} that."
+    )
 
 
 def soak_verdict(out: str) -> str:

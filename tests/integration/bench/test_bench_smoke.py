@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -69,3 +70,18 @@ def test_ingest_bench_runs_against_the_real_servers(
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[2].startswith("not run: smoke run"), row
         assert cells[3:] == ["", "", ""], row  # no rate, ratio or CPU figure
+    # the CPU floor: each part's cost and the rate it allows, the two sums the parts' sums
+    floor = {
+        cells[0]: (float(cells[1]), int(cells[2].replace(",", "")))
+        for row in out.splitlines()
+        if row.startswith("| ") and row.count("|") == 4
+        for cells in [[cell.strip() for cell in row.strip("|").split("|")]]
+        if cells[1].replace(".", "").isdigit()
+    }
+    assert len(floor) == 5, floor
+    parts = [us for name, (us, _) in floor.items() if "floor" not in name]
+    sums = sorted(us for name, (us, _) in floor.items() if "floor" in name)
+    assert all(us > 0 for us in parts)
+    assert sums == pytest.approx(sorted([parts[0] + parts[1], sum(parts)]), abs=0.2)
+    # the rate is 1e6 / the cost before rounding to 0.1 µs
+    assert all(most == pytest.approx(1e6 / us, rel=0.02) for us, most in floor.values())

@@ -47,6 +47,20 @@ def test_without_ralph_rows_no_multiple_is_claimed() -> None:
     assert "Ralph" not in verdict
 
 
+def test_the_kafka_target_is_read_against_the_measured_cpu_floor() -> None:
+    rates = orjson.dumps({SINGLE: 1_100, BATCHED: 4_300, KAFKA: 3_500}).decode()
+
+    def floor(us: str, most: str) -> str:
+        row = f"| **Kafka intake floor**: validation + producer + consumer | {us} | {most} |"
+        return verdicts.ingest_verdict(f"| table |\n{row}\n{rates}")
+
+    below = floor("57.1", "17,513")
+    assert "cost 57.1 µs, so one process takes at most 17,513/s from Kafka" in below
+    assert "the 20,000/s target is above that." in below
+    assert "the 20,000/s target is within that." in floor("40.0", "25,000")
+    assert "CPU floor" not in _ingest({SINGLE: 1_100})  # no floor measured: nothing said
+
+
 def test_validation_verdict_with_and_without_ralph() -> None:
     ours = "shared.xapi.parse_statement:             13,900 statements/s\n"
     ralph = "Ralph 5.1.0 BaseXapiStatement:            2,259 statements/s\n"
