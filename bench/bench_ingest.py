@@ -91,6 +91,18 @@ INGESTS: Final = {
 }
 
 
+async def baselines(
+    bootstrap: str, topic: str, raw: list[bytes], dsn: str, schema: str
+) -> tuple[Result, list[Result], Floor]:
+    """The raw producer's row (the table's 100%), the other baselines' rows and the CPU floor.
+    The table's CPU column is the server's: the producers' own CPU is in the floor."""
+    producer = await bench_raw_producer(bootstrap, topic, raw)
+    # the same sends with ingest's producer settings, then what each part costs
+    floor, produced = await cpu_floor(bootstrap, topic, raw, **INGESTS)
+    stored = await bench_raw_insert(dsn, f"{schema}_base", raw)
+    return replace(producer, cpu=None), [replace(produced, cpu=None), stored], floor
+
+
 async def run(
     args: argparse.Namespace,
 ) -> tuple[list[Result], list[Result], list[Result], Floor]:
@@ -122,7 +134,7 @@ async def run(
     async with kafka_admin(bootstrap) as admin:
         await ensure_topics(
             admin,
-            [*topics.specs(), TopicSpec(topics.raw(TENANT), 4), TopicSpec(f"{prefix}baseline", 4)],
+            [*topics.specs(), TopicSpec(topics.raw(TENANT), 4), TopicSpec(f"{prefix}base", 4)],
         )
     ingest = IngestProcess(env)
     async with bench_schema(dsn, schema) as pool:
@@ -132,13 +144,9 @@ async def run(
             secret = out.split("secret:")[1].split()[0]
             auth = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
             # baselines first, on a quiet broker and database
-            results.append(await bench_raw_producer(bootstrap, f"{prefix}baseline", raw))
-            # the same sends with ingest's producer settings, then what each part costs
-            floor, produced = await cpu_floor(bootstrap, f"{prefix}baseline", raw, **INGESTS)
-            extra += [
-                replace(produced, cpu=None),  # the table's CPU column is the server's
-                await bench_raw_insert(dsn, f"{schema}_base", raw),
-            ]
+            base_row, more, floor = await baselines(bootstrap, f"{prefix}base", raw, dsn, schema)
+            results.append(base_row)
+            extra += more
             ralph = await bench_ralph(args.ralph_python, args.ralph_reason, single, batched)
             await ingest.start(base)
             results.append(await bench_http(ingest, base, auth, pool, schema, single, 1, 16, 0))

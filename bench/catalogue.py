@@ -13,6 +13,7 @@ from verdicts import (
     e2e_verdict,
     ingest_verdict,
     mastery_verdict,
+    progress_verdict,
     soak_verdict,
     xapi_verdict,
 )
@@ -113,6 +114,7 @@ def benches(assistments: Path) -> list[Bench]:
             "same topic in the same run (`worker_vs_raw`), and the memory per learner x "
             "competency extrapolated to 100,000 learners x 20 competencies.",
             smoke=["--events", "5000", "--learners", "200", "--competencies", "5"],
+            verdict=progress_verdict,
         ),
         Bench(
             "bench/bench_alert_quality.py",

@@ -152,6 +152,34 @@ def floor_verdict(out: str) -> str:
     )
 
 
+def progress_verdict(out: str) -> str:
+    """Issue 4's targets, from ``bench_progress_throughput.py``'s JSON: >= 10,000 events/s and
+    >= 40% of the raw consume loop's rate, read with the Faust agent that does nothing (the
+    most any Faust agent reaches, whatever its work) measured in the same run."""
+    start = out.find("\n{")
+    try:
+        r = json.loads(out if out.startswith("{") else out[start + 1 :])
+        worker, raw = r["worker_events_per_s"], r["raw_events_per_s"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    met = "met" if worker >= 10_000 and worker >= 0.4 * raw else "**not met**"
+    verdict = (
+        f"Targets: ≥ 10,000 events/s and ≥ 40% of the raw loop's rate: {met} "
+        f"({worker:,.0f}/s, {worker / raw:.1%} of {raw:,.0f}/s)."
+    )
+    noop = r.get("faust_noop_events_per_s")
+    cpu = r.get("faust_noop_cpu_s_per_1k_events")
+    if noop and cpu:
+        most = 1000 / cpu  # a process's Python runs on one core at a time (the GIL)
+        verdict += (
+            f" A Faust agent that does nothing ran {noop:,.0f}/s at {cpu:.3f} CPU-s per 1,000 "
+            f"events in the same run: on one core, no Faust agent can pass {most:,.0f}/s, "
+            f"{most / raw:.1%} of the raw loop"
+        )
+        verdict += ", so no Faust agent can meet the 40% target here." if most < 0.4 * raw else "."
+    return verdict
+
+
 def soak_verdict(out: str) -> str:
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if not lines:

@@ -89,3 +89,28 @@ def test_mastery_verdict_names_the_model_that_reached_the_target_and_the_plain_f
     worse = verdicts.mastery_verdict(MASTERY.format(with_=0.8200))
     assert "**not met yet** (0.8261)" in worse  # the better of the two is reported
     assert verdicts.mastery_verdict("no table") == ""
+
+
+def _progress(**figures: float) -> str:
+    body = {"events": 50_000, "worker_events_per_s": 5_506, "raw_events_per_s": 213_402}
+    return verdicts.progress_verdict("starting\n" + orjson.dumps({**body, **figures}).decode())
+
+
+def test_progress_targets_and_the_faust_ceiling() -> None:
+    verdict = _progress(faust_noop_events_per_s=15_092, faust_noop_cpu_s_per_1k_events=0.056)
+    assert "**not met** (5,506/s, 2.6% of 213,402/s)" in verdict
+    # 1,000 / 0.056 = 17,857/s = 8.4% of the raw loop: below 40% whatever the agent does
+    assert "no Faust agent can pass 17,857/s, 8.4% of the raw loop" in verdict
+    assert verdict.endswith("so no Faust agent can meet the 40% target here.")
+    # a ceiling above 40% of raw is only stated, never called a reason
+    fast = _progress(faust_noop_events_per_s=90_000, faust_noop_cpu_s_per_1k_events=0.01)
+    assert fast.endswith("46.9% of the raw loop.")
+
+
+def test_progress_met_and_without_the_faust_floor() -> None:
+    verdict = _progress(worker_events_per_s=90_000)
+    assert verdict == (
+        "Targets: ≥ 10,000 events/s and ≥ 40% of the raw loop's rate: met "
+        "(90,000/s, 42.2% of 213,402/s)."
+    )
+    assert verdicts.progress_verdict("no JSON here") == ""
