@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.xapi import XapiVersion
-from tests.unit.xapi.rule_cases import V1, V2
-from tests.unit.xapi.samples import DEL, WITH_ATTACHMENT, JsonPath, assert_violation
+from tests.unit.xapi.rule_cases import V1, V2, rule_test
+from tests.unit.xapi.samples import DEL, WITH_ATTACHMENT
 
 # (base, path to change, new value or DEL, version, expected violation path, rule)
 INVALID: list[Any] = [
@@ -90,13 +89,4 @@ INVALID: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize(("base", "path", "value", "version", "where", "rule"), INVALID)
-def test_invalid_statement_reports_rule_at_path(
-    base: dict[str, Any],
-    path: JsonPath,
-    value: Any,
-    version: XapiVersion,
-    where: str,
-    rule: str,
-) -> None:
-    assert_violation(base, path, value, version, where, rule)
+test_invalid_statement_reports_rule_at_path = rule_test(INVALID)

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.xapi import XapiVersion
-from tests.unit.xapi.rule_cases import AGENT_B, V1, V2
+from tests.unit.xapi.rule_cases import AGENT_B, V1, V2, rule_test
 from tests.unit.xapi.samples import (
     ANSWERED,
     COMPLETED,
@@ -20,8 +19,6 @@ from tests.unit.xapi.samples import (
     SUBSTATEMENT,
     V2_CONTEXT_AGENTS,
     VOIDING,
-    JsonPath,
-    assert_violation,
     with_value,
     without,
 )
@@ -167,13 +164,4 @@ INVALID: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize(("base", "path", "value", "version", "where", "rule"), INVALID)
-def test_invalid_statement_reports_rule_at_path(
-    base: dict[str, Any],
-    path: JsonPath,
-    value: Any,
-    version: XapiVersion,
-    where: str,
-    rule: str,
-) -> None:
-    assert_violation(base, path, value, version, where, rule)
+test_invalid_statement_reports_rule_at_path = rule_test(INVALID)

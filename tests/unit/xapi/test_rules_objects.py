@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared.xapi import XapiVersion
-from tests.unit.xapi.rule_cases import AGENT_B, V1
-from tests.unit.xapi.samples import ANSWERED, DEL, SUBSTATEMENT, VOIDING, JsonPath, assert_violation
+from tests.unit.xapi.rule_cases import AGENT_B, V1, rule_test
+from tests.unit.xapi.samples import ANSWERED, DEL, SUBSTATEMENT, VOIDING
 
 # (base, path to change, new value or DEL, version, expected violation path, rule)
 INVALID: list[Any] = [
@@ -192,13 +191,4 @@ INVALID: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize(("base", "path", "value", "version", "where", "rule"), INVALID)
-def test_invalid_statement_reports_rule_at_path(
-    base: dict[str, Any],
-    path: JsonPath,
-    value: Any,
-    version: XapiVersion,
-    where: str,
-    rule: str,
-) -> None:
-    assert_violation(base, path, value, version, where, rule)
+test_invalid_statement_reports_rule_at_path = rule_test(INVALID)

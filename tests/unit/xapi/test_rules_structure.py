@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.xapi import StatementValidationError, XapiVersion, parse_statement
-from tests.unit.xapi.rule_cases import V1, V2
-from tests.unit.xapi.samples import ANSWERED, DEL, JsonPath, assert_violation
+from shared.xapi import StatementValidationError, parse_statement
+from tests.unit.xapi.rule_cases import V1, V2, rule_test
+from tests.unit.xapi.samples import ANSWERED, DEL
 
 # (base, path to change, new value or DEL, version, expected violation path, rule)
 INVALID: list[Any] = [
@@ -108,16 +108,7 @@ INVALID: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize(("base", "path", "value", "version", "where", "rule"), INVALID)
-def test_invalid_statement_reports_rule_at_path(
-    base: dict[str, Any],
-    path: JsonPath,
-    value: Any,
-    version: XapiVersion,
-    where: str,
-    rule: str,
-) -> None:
-    assert_violation(base, path, value, version, where, rule)
+test_invalid_statement_reports_rule_at_path = rule_test(INVALID)
 
 
 @pytest.mark.parametrize(
