@@ -29,7 +29,9 @@ Runs, in one go so the machine's noise hits them alike:
   passes), the producer's ``send`` with ingest's settings (the 512 KiB baseline's CPU) and the
   consumer's ``getmany`` of those records -- and the rate one core allows at their sum (HTTP:
   validation and producer; Kafka intake: the three). Nothing ingest adds (HTTP, archive,
-  envelope, outbox) is counted, so no ingest process on this machine can beat that rate;
+  envelope, outbox) is counted, so no ingest process built on aiokafka can beat that rate on
+  this machine (a client whose work runs in threads outside the GIL, as librdkafka's does,
+  would move the producer's and consumer's parts off the core that validates);
 * baseline: Ralph's LRS (PyPI ``ralph-malph`` 5.1.0, FastAPI) in a virtualenv of its own
   (``make ralph-venv``; ``--ralph-python PATH``), on the same statement bytes as the two HTTP
   runs with the same clients (one per POST, 16 in flight; then batches of 100, 4 in flight).
@@ -192,9 +194,10 @@ def print_floor(floor: Floor) -> None:
         ("**Kafka intake floor**: validation + producer + consumer", floor.kafka_us),
     ]
     print(
-        "\nCPU floor: what every statement costs one ingest process whatever its own code "
-        "(measured in this bench process, same statements; no HTTP, archive, envelope or "
-        "outbox counted), and the most one process could take on one core at that cost alone:\n"
+        "\nCPU floor: what every statement costs an ingest process built on aiokafka, "
+        "whatever its own code (measured in this bench process, same statements; no HTTP, "
+        "archive, envelope or outbox counted), and the most one process could take on one core "
+        "at that cost alone:\n"
     )
     print("| part | CPU µs per statement | at most statements/s on one core |")
     print("| --- | ---: | ---: |")
