@@ -17,15 +17,26 @@ of the same family: faust-streaming issues 216, 221, 312 and 596.
 What this does. :class:`OffsetGuard` knows, per partition, the next offset the pipeline must
 see: the offset after the last record it was given, or -- for a partition it has not seen since
 it was (re)assigned -- the position the service's own database says was processed (the
-projection's watermark, written in the same transaction as the effects, or just after), and for
-a partition the database has never seen, the consumer group's committed offset, or the log's
-first offset when the group has none (:func:`group_position`; read before this process
-acknowledges anything of the partition). When a record arrives beyond it, the records in
-between are read again straight from Kafka (a plain consumer, no group: :func:`refetch`) and
-handed to the pipeline first, in order, as :class:`Refetched` events, which are acknowledged to
-Faust's consumer like its own. Records at or below the position pass (redeliveries: the
-pipelines are idempotent). Records deleted by retention are not waited for: a gap that starts
-before the partition's first offset starts there.
+projection's watermark, written in the same transaction as the effects, or just after), or the
+consumer group's committed offset when that is earlier (:func:`group_committed`); for a
+partition the database has never seen, the committed offset, or the log's first offset when
+the group has none (:func:`group_position`). Both are read before this process acknowledges
+anything of the partition.
+
+Why the earlier of the two: a worker's table entries (Faust's changelog) are written *after*
+the watermark's transaction, so a worker killed between the two leaves a watermark ahead of
+what its table holds, and its records up to the watermark must be seen again or the table's
+state misses them. The group's commit follows the acknowledgements, which follow the table
+writes, so it is not ahead of the table (but for the bookkeeping fault above). Seen: a kill -9
+test whose restarted progress worker resumed at its watermarks while Faust's stream skipped the
+records below them; it counted 5 or 6 attempts too few for 4 learner x competency pairs.
+
+When a record arrives beyond that position, the records in between are read again straight
+from Kafka (a plain consumer, no group: :func:`refetch`) and handed to the pipeline first, in
+order, as :class:`Refetched` events, which are acknowledged to Faust's consumer like its own.
+Records at or below the position pass (redeliveries: the pipelines are idempotent). Records
+deleted by retention are not waited for: a gap that starts before the partition's first offset
+starts there.
 """
 
 from __future__ import annotations
@@ -81,14 +92,17 @@ class OffsetGuard:
         self,
         topic: str,
         refetch: Refetch,
+        *,
         position: Position | None = None,
         on_gap: OnGap | None = None,
         fallback: Position | None = None,
+        committed: Position | None = None,
     ) -> None:
         self.topic = topic
         self._refetch = refetch
         self._position = position
         self._fallback = fallback  # when ``position`` knows nothing of the partition
+        self._committed = committed  # resume there when it is before ``position``'s
         self._on_gap = on_gap
         self._next: dict[int, int] = {}
 
@@ -119,6 +133,10 @@ class OffsetGuard:
         expected = self._next.get(partition)
         if expected is None and self._position is not None:
             expected = await self._position(partition)
+            if expected is not None and self._committed is not None:
+                committed = await self._committed(partition)
+                if committed is not None and committed < expected:
+                    expected = committed
         if expected is None and self._fallback is not None:
             expected = await self._fallback(partition)
         if expected is not None and offset > expected:
@@ -145,15 +163,22 @@ class OffsetGuard:
         yield event
 
 
-async def group_position(bootstrap: str, group: str, topic: str, partition: int) -> int:
-    """Where a partition no watermark covers resumes: ``group``'s committed offset, else (a
-    group that never committed it) the log's first offset."""
+async def group_committed(bootstrap: str, group: str, topic: str, partition: int) -> int | None:
+    """``group``'s committed offset of the partition; None when it never committed one."""
     tp = TopicPartition(topic, partition)
     async with kafka_admin(bootstrap) as admin:
         committed = await admin.list_consumer_group_offsets(group, partitions=[tp])
     meta = committed.get(tp)
-    if meta is not None and meta.offset >= 0:
-        return int(meta.offset)
+    return int(meta.offset) if meta is not None and meta.offset >= 0 else None
+
+
+async def group_position(bootstrap: str, group: str, topic: str, partition: int) -> int:
+    """Where a partition no watermark covers resumes: ``group``'s committed offset, else (a
+    group that never committed it) the log's first offset."""
+    committed = await group_committed(bootstrap, group, topic, partition)
+    if committed is not None:
+        return committed
+    tp = TopicPartition(topic, partition)
     async with kafka_consumer(bootstrap, group_id=None) as consumer:
         return int((await consumer.beginning_offsets([tp]))[tp])
 

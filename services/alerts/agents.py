@@ -34,7 +34,7 @@ from services.alerts.config import AlertsSettings
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.processor import Processor
 from shared.batching import Batcher, CachingPartitioner, Output, consume_in_batches
-from shared.delivery import OffsetGuard, group_position, refetch
+from shared.delivery import OffsetGuard, group_committed, group_position, refetch
 from shared.kafka import Topics
 from shared.streaming import make_faust_app, raw_topic
 
@@ -103,6 +103,11 @@ def build_stream(
         on_gap=lambda _partition, records: metrics.refetched.inc(records),
         fallback=partial(
             group_position, settings.kafka_bootstrap_servers, app.conf.id, topics.progress_updates
+        ),
+        # the table's entries are written after the watermark's transaction: resume at the
+        # group's commit when it is earlier (``shared.delivery``)
+        committed=partial(
+            group_committed, settings.kafka_bootstrap_servers, app.conf.id, topics.progress_updates
         ),
     )
 

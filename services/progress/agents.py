@@ -28,7 +28,7 @@ from services.progress.metrics import ProgressMetrics
 from services.progress.pipeline import Pipeline
 from services.progress.projection import Projector
 from shared.batching import CachingPartitioner, Output, consume_in_batches
-from shared.delivery import OffsetGuard, group_position, refetch
+from shared.delivery import OffsetGuard, group_committed, group_position, refetch
 from shared.kafka import Topics
 from shared.streaming import make_faust_app, raw_topic
 
@@ -126,6 +126,9 @@ def build_worker(
         position=projector.next_offset,
         on_gap=lambda _partition, records: metrics.refetched.inc(records),
         fallback=partial(group_position, bootstrap, app.conf.id, topics.statements),
+        # the table's entries are written after the watermark's transaction: resume at the
+        # group's commit when it is earlier (``shared.delivery``)
+        committed=partial(group_committed, bootstrap, app.conf.id, topics.statements),
     )
 
     async def process(stream: Any) -> None:

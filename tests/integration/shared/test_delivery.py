@@ -18,7 +18,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import RecordsToDelete
 
 from shared.batching import Batcher, consume_in_batches
-from shared.delivery import OffsetGuard, Refetched, group_position, refetch
+from shared.delivery import OffsetGuard, Refetched, group_committed, group_position, refetch
 from shared.kafka import TopicSpec, ensure_topics, kafka_admin, kafka_consumer, kafka_producer
 from shared.streaming import make_faust_app, raw_topic, running
 
@@ -72,10 +72,12 @@ async def test_group_position_is_the_committed_offset_else_the_log_start(
         for i in range(6):
             await producer.send_and_wait(topic, b"v%d" % i, partition=i % 2)  # 3 per partition
     assert await group_position(kafka_bootstrap, group, topic, 0) == 0  # never committed
+    assert await group_committed(kafka_bootstrap, group, topic, 0) is None
     async with kafka_consumer(kafka_bootstrap, group_id=group) as consumer:
         consumer.assign([TopicPartition(topic, 0)])
         await consumer.commit({TopicPartition(topic, 0): 2})
     assert await group_position(kafka_bootstrap, group, topic, 0) == 2
+    assert await group_committed(kafka_bootstrap, group, topic, 0) == 2
     async with kafka_admin(kafka_bootstrap) as admin:
         await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(1)})
     assert await group_position(kafka_bootstrap, group, topic, 1) == 1  # the log's start

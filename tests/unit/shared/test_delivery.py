@@ -54,12 +54,20 @@ class Log:
         self.gaps.append((partition, records))
 
     def guard(
-        self, *, with_positions: bool = True, group: dict[int, int] | None = None
+        self,
+        *,
+        with_positions: bool = True,
+        group: dict[int, int] | None = None,
+        committed: dict[int, int | None] | None = None,
     ) -> OffsetGuard:
         async def fallback(partition: int) -> int:
             assert group is not None
             self.asked_group.append(partition)
             return group[partition]
+
+        async def commit_of(partition: int) -> int | None:
+            assert committed is not None
+            return committed[partition]
 
         return OffsetGuard(
             TOPIC,
@@ -67,6 +75,7 @@ class Log:
             position=self.position if with_positions else None,
             on_gap=self.on_gap,
             fallback=fallback if group is not None else None,
+            committed=commit_of if committed is not None else None,
         )
 
 
@@ -153,6 +162,29 @@ async def test_a_partition_the_database_never_saw_resumes_from_the_group_positio
     assert got == [(0, 5), (1, 0), (1, 1), (1, 2), (1, 3), (1, 4)]
     assert log.asked_group == [1]  # only where the database knows nothing
     assert log.gaps == [(1, 3)]
+
+
+async def test_a_group_commit_before_the_database_position_is_where_the_partition_resumes() -> None:
+    # partition 0: killed after its watermark's transaction (10) and before its table entries:
+    # the group committed only 6 (acknowledged after the table), and Faust's stream skips
+    # 6..11 on the restart; partition 1: the commit is past the watermark (Faust's fault) and
+    # the watermark holds; partition 2: the group never committed
+    log = Log(positions={0: 10, 1: 4, 2: 3})
+    guard = log.guard(committed={0: 6, 1: 9, 2: None})
+    got = await admit_all(guard, [(0, 12), (1, 5), (2, 3)])
+    assert got == [
+        (0, 6),
+        (0, 7),
+        (0, 8),
+        (0, 9),
+        (0, 10),
+        (0, 11),
+        (0, 12),
+        (1, 4),
+        (1, 5),
+        (2, 3),
+    ]
+    assert log.calls == [(0, 6, 12), (1, 4, 5)]
 
 
 async def test_without_positions_the_first_record_of_a_partition_sets_it() -> None:
