@@ -115,25 +115,32 @@ class Pipeline:
 
     def start(self) -> None:
         """Start the three services (not waiting for them; see :meth:`wait_ready`)."""
+        for service in SERVICES:
+            self.start_service(service)
+
+    def start_service(self, service: str) -> None:
+        """Start one service, its output appended to its log (again, after a kill: the log of
+        the process it replaces is closed)."""
         assert self.log_dir is not None
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        on_parent_death = terminate_with_parent()
-        for service in SERVICES:
-            log = self.log_path(service).open("ab")
-            self._logs[service] = log
-            self.procs[service] = subprocess.Popen(  # noqa: S603 - our own services
-                [sys.executable, "-m", f"services.{service}"],
-                env=self.env(service),
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # own process group: the terminal's Ctrl-C reaches the demo only, which then
-                # stops the services in order with SIGTERM
-                start_new_session=True,
-                # and should the demo itself be killed, the kernel stops them: no orphans
-                preexec_fn=on_parent_death,  # noqa: PLW1509 - one syscall, no locks
-            )
+        log = self.log_path(service).open("ab")
+        old = self._logs.pop(service, None)
+        if old is not None:
+            old.close()
+        self._logs[service] = log
+        self.procs[service] = subprocess.Popen(  # noqa: S603 - our own services
+            [sys.executable, "-m", f"services.{service}"],
+            env=self.env(service),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # own process group: the terminal's Ctrl-C reaches the demo only, which then
+            # stops the services in order with SIGTERM
+            start_new_session=True,
+            # and should the demo itself be killed, the kernel stops them: no orphans
+            preexec_fn=terminate_with_parent(),  # noqa: PLW1509 - one syscall, no locks
+        )
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.items()}

@@ -10,8 +10,6 @@ import asyncio
 import collections
 import contextlib
 import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,8 +31,7 @@ from shared.framework import Framework
 from shared.kafka import Topics, ensure_topics, kafka_admin, kafka_producer
 from shared.xapi import XapiVersion, parse_statement
 from tools.demo.metrics import parse_metrics
-from tools.demo.pipeline import ROOT, Pipeline
-from tools.demo.processes import terminate_with_parent
+from tools.demo.pipeline import Pipeline
 from tools.simulator.output import framework_documents
 from tools.simulator.simulate import Config, simulate
 
@@ -162,24 +159,7 @@ class Run:
         self.conn = await asyncpg.connect(dsn)
 
     def start(self, service: str) -> None:
-        pipeline = self.pipeline
-        assert pipeline.log_dir is not None
-        pipeline.log_dir.mkdir(parents=True, exist_ok=True)
-        log = pipeline.log_path(service).open("ab")
-        old = pipeline._logs.pop(service, None)
-        if old is not None:
-            old.close()
-        pipeline._logs[service] = log
-        pipeline.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
-            env=pipeline.env(service),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=terminate_with_parent(),  # noqa: PLW1509 - one prctl call
-        )
+        self.pipeline.start_service(service)
 
     def kill(self, service: str) -> None:
         """``kill -9``: no shutdown code runs, nothing is flushed or committed."""
