@@ -10,8 +10,8 @@ benchmark (``bench_alert_quality.py``, the real pipeline) and its offline replay
   (precision, recall, delay in hours and attempts); a stall is matched to the first alert on
   its pair still open when its run of unknown attempts began;
 * :func:`beck_gong`: the classic 10-attempt rule, the baseline;
-* :func:`ceiling_figures`: the Bayes ceiling of ``stall_ceiling.py`` (an upper bound, not a
-  detector);
+* :func:`ceiling_of`, :func:`ceiling_figures`: the Bayes ceiling of ``stall_ceiling.py`` (an
+  upper bound, not a detector);
 * :func:`per_learner`, :func:`vs_dropouts`: per-learner figures for the other detectors.
 """
 
@@ -26,7 +26,7 @@ from statistics import median
 from typing import Any, get_args
 
 import orjson
-from stall_ceiling import ONLINE_EARLY, ONLINE_LATE, Attempt, ceiling, hindsight
+from stall_ceiling import ONLINE_EARLY, ONLINE_LATE, Attempt, Ceiling, ceiling, hindsight
 
 from shared.alert_events import AlertKind
 from shared.identity import IfiKind, learner_key
@@ -151,6 +151,18 @@ def ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
 
+def hit_delays(
+    flagged: dict[Pair, tuple[datetime, int]], truth: Truth, stale: frozenset[Pair] = frozenset()
+) -> list[int]:
+    """Per true stall detected: the alert's attempt number minus the stall's (negative: the
+    alert came first)."""
+    return [
+        flagged[p][1] - truth.stall_index[p]
+        for p in flagged
+        if p in truth.stalls and p not in stale
+    ]
+
+
 def detection(
     flagged: dict[Pair, tuple[datetime, int]], truth: Truth, stale: frozenset[Pair] = frozenset()
 ) -> dict[str, Any]:
@@ -158,7 +170,7 @@ def detection(
     pairs whose alerts were all resolved before their stall began (flagged, not a hit)."""
     hits = [p for p in flagged if p in truth.stalls and p not in stale]
     delays_h = [(flagged[p][0] - truth.stalls[p]).total_seconds() / 3600 for p in hits]
-    delays_n = [flagged[p][1] - truth.stall_index[p] for p in hits]
+    delays_n = hit_delays(flagged, truth, stale)
     return {
         "flagged": len(flagged),
         "precision": ratio(len(hits), len(flagged)),
@@ -169,14 +181,19 @@ def detection(
     }
 
 
-def ceiling_figures(truth: Truth) -> dict[str, Any]:
-    """The Bayes ceiling (``bench/stall_ceiling.py``): it knows the hidden parameters and which
-    attempts were gamed -- an upper bound for the detectors, not one of them."""
+def ceiling_of(truth: Truth) -> Ceiling:
+    """The Bayes ceiling's filter (``bench/stall_ceiling.py``) on every pair of the cohort."""
     attempts = {
         pair: [Attempt(at, ok, g) for (at, ok), g in zip(seq, truth.gamed[pair], strict=True)]
         for pair, seq in truth.attempts.items()
     }
-    found = ceiling(attempts, truth.params)
+    return ceiling(attempts, truth.params)
+
+
+def ceiling_figures(truth: Truth) -> dict[str, Any]:
+    """The Bayes ceiling (``bench/stall_ceiling.py``): it knows the hidden parameters and which
+    attempts were gamed -- an upper bound for the detectors, not one of them."""
+    found = ceiling_of(truth)
     return {
         "ceiling_hindsight": hindsight(found.final, set(truth.stalls)),
         "ceiling_online": {

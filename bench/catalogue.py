@@ -133,16 +133,18 @@ def benches(assistments: Path) -> list[Bench]:
         Bench(
             "bench/alert_replay.py",
             "Wheel-spinning across cohorts (the services' code replayed offline)",
-            "Seven simulated cohorts (30 days each) through the services' own pure code without "
+            "Nine simulated cohorts (30 days each) through the services' own pure code without "
             "the I/O -- ingest's `prepare`, progress's `Processor`, alerts' detectors and "
             "lifecycle -- and the alerts matched to the truth as in the alert-quality section (on "
             "seed 2027 the replay gave the same figures as the pipeline run). Both wheel-spinning "
             "methods side by side: the default stall probability and the attempts count it "
-            "replaced, with the Beck & Gong rule as the baseline in the same run. The defaults "
-            "were chosen on seeds 101 and 102; the other five cohorts judge them.",
+            "replaced, with the Beck & Gong rule as the baseline in the same run, and the Bayes "
+            "ceiling (`bench/stall_ceiling.py`) on each cohort. The defaults were chosen on seeds "
+            "101 and 102; the other seven cohorts judge them, one by one and pooled.",
             args=[
                 "--compare",
                 *("--cohort", "101:400", "--cohort", "102:400", "--cohort", "103:400"),
+                *("--cohort", "104:400", "--cohort", "105:400"),
                 *("--cohort", "2027:100", "--cohort", "2028:100", "--cohort", "2029:100"),
                 *("--cohort", "2030:100"),
             ],

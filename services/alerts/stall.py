@@ -120,8 +120,9 @@ def stuck(vec: list[float]) -> float:
 
 
 def reset(vec: list[float]) -> list[float]:
-    """After the learner showed mastery: any stall is over, a new one needs a new run (the
-    stalled states fold back into known and a run of 0)."""
+    """After the learner showed mastery (when the rule's ``reset_on_mastery`` says so): any
+    stall is over, a new one needs a new run (the stalled states fold back into known and a
+    run of 0)."""
     width = len(vec) // KINDS
     out = list(vec)
     for k in range(KINDS):

@@ -9,7 +9,10 @@
   answers.
 
 Both wait for the learner to be struggling at the moment and hold an alert until mastery is
-shown. Pure functions; the filter's vector lives in :class:`CompetencyState`.
+shown. When mastery is shown, the filter forgets a possible stall only once an alert was raised
+on it (``reset_on_mastery``, ``after_alert`` by default): three right answers after a long run
+of wrong ones may be guesses, and the filter, not the count, judges that until an alert has
+been raised and resolved. Pure functions; the filter's vector lives in :class:`CompetencyState`.
 """
 
 from __future__ import annotations
@@ -88,10 +91,14 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
     evidence is only built when the condition holds (the caller drops it otherwise).
 
     Called once per attempt, after :func:`record_attempt`; when the latest answer shows
-    mastery, it also ends any stall in the filter (``comp`` is the evaluation's own copy)."""
+    mastery, it also ends any stall in the filter as ``rule.reset_on_mastery`` says: always,
+    only after an alert (``was_active``), or never (``comp`` is the evaluation's own copy)."""
     since, flags = _since_mastery(comp, rule)
     if not since:  # mastery shown by the latest answers
-        if comp.stall:
+        forget = rule.reset_on_mastery == "always" or (
+            rule.reset_on_mastery == "after_alert" and was_active
+        )
+        if comp.stall and forget:
             comp.stall = stall.reset(comp.stall)
         return False, "medium", {}
     # attempts before the window kept count too when no mastery was seen in the window

@@ -1,7 +1,8 @@
 """The wheel-spinning detector by stall probability (the default method): the early flag
 before the tenth wrong answer and the high one at it, waiting while the learner gets it
-right, clearing on mastery, answers that are not evidence, and the stall filter restarting
-when the run length or the method changes."""
+right, clearing on mastery, what the filter keeps when mastery is shown (``reset_on_mastery``),
+answers that are not evidence, and the stall filter restarting when the run length or the
+method changes."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def test_stall_probability_flags_before_the_tenth_wrong_answer() -> None:
     assert ws.action == "raise"
     assert ws.severity == "medium"
     assert ws.evidence["stall_probability"] == 0.0
-    assert ws.evidence["stall_probability_next"] >= 0.6
+    assert ws.evidence["stall_probability_next"] >= 0.75
     assert ws.evidence["rule"].startswith("10 attempts in a row without knowing the skill")
     assert ws.evidence["attempts_without_mastery"] == 9
     [ws] = [s for s in learner.answer(correct=False) if s.kind == "wheel_spinning"]
@@ -65,6 +66,40 @@ def test_stall_probability_mastery_clears_and_a_new_stall_needs_a_new_run() -> N
     assert learner.kinds().count("wheel_spinning") == raised + 1
 
 
+def test_mastery_shown_before_any_alert_keeps_the_evidence_of_a_stall() -> None:
+    """The default (``after_alert``): eight wrong answers, then three right ones -- maybe the
+    skill was learnt, maybe three guesses. No alert was raised, so the filter keeps both
+    readings; two more wrong answers make the guesses likely, and with them a run of ten
+    attempts without the skill: raised. ``always`` forgets it at the third right answer."""
+    answers = [False] * 8 + [True] * 3
+    kept, forgot = Learner(), Learner(resolve({"wheel_spinning": {"reset_on_mastery": "always"}}))
+    for learner in (kept, forgot):
+        for correct in answers:
+            learner.answer(correct=correct)
+        assert "wheel_spinning" not in learner.kinds()
+    assert 0.02 < stall_of(kept)[0] < 0.2
+    assert stall_of(forgot) == pytest.approx((0.0, 0.0), abs=1e-6)
+    for learner in (kept, forgot):
+        learner.answer(correct=False)
+        learner.answer(correct=False)
+    assert stall_of(kept)[0] >= 0.45
+    assert kept.kinds().count("wheel_spinning") == 1
+    assert "wheel_spinning" not in forgot.kinds()  # a new run of ten is needed
+
+
+def test_never_forgetting_a_stall_raises_again_at_the_next_wrong_answer() -> None:
+    """``never``: the filter keeps a stall after the alert it raised was cleared by mastery,
+    so the next wrong answer raises again (the lifecycle's cooldown then holds the alert)."""
+    learner = Learner(resolve({"wheel_spinning": {"reset_on_mastery": "never"}}))
+    for correct in [False] * 12 + [True] * 3:
+        learner.answer(correct=correct)
+    assert "wheel_spinning" in learner.kinds("clear")
+    assert stall_of(learner)[0] > 0.9
+    raised = learner.kinds().count("wheel_spinning")
+    learner.answer(correct=False)
+    assert learner.kinds().count("wheel_spinning") == raised + 1
+
+
 def test_stall_probability_answers_that_are_not_evidence_do_not_show_mastery() -> None:
     """Ten instant right answers: none is evidence, so the learner who did not know the skill
     at the start still does not (clicking through teaches a tenth): a likely stall."""
@@ -72,7 +107,7 @@ def test_stall_probability_answers_that_are_not_evidence_do_not_show_mastery() -
     for _ in range(10):
         learner.answer(correct=True, duration_s=1.0)
     [ws, *_] = [s for s in learner.signals if s.kind == "wheel_spinning"]
-    assert ws.evidence["not_evidence"] == 9
+    assert ws.evidence["not_evidence"] == 10  # raised at the tenth: a stall by now
     assert ws.evidence["correct"] == 0
     assert stall_of(learner)[0] == pytest.approx(0.8 * (1 - 0.15 * 0.1) ** 9, rel=0.05)
 
