@@ -68,6 +68,8 @@ class CompetencyState(BaseModel):
     #: the wheel-spinning stall filter's vector (:mod:`services.alerts.stall`); empty until the
     #: first attempt under method ``stall_probability``
     stall: list[float] = Field(default_factory=list)
+    #: the attempts that vector has weighed since it started or last forgot a stall
+    stall_attempts: int = 0
 
 
 class LearnerState(BaseModel):

@@ -77,6 +77,7 @@ def record_attempt(comp: CompetencyState, previous: Attempt | None, rule: WheelR
     vec = comp.stall
     if len(vec) != stall.size(rule.max_attempts):
         vec = stall.fresh(rule.bkt, rule.max_attempts, rule.stuck_share)
+        comp.stall_attempts = 0
     counts = evidential(attempt, rule)
     factor = 1.0 if counts else rule.not_evidence_learn_factor
     gap = (attempt.at - previous.at).total_seconds() / 86400 if previous is not None else 0.0
@@ -84,6 +85,7 @@ def record_attempt(comp: CompetencyState, previous: Attempt | None, rule: WheelR
         vec, rule.bkt, (factor, factor * rule.stuck_learn_factor), gap, attempt.correct, counts
     )
     comp.stall = vec
+    comp.stall_attempts += 1
 
 
 def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> Verdict:
@@ -100,6 +102,7 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
         )
         if comp.stall and forget:
             comp.stall = stall.reset(comp.stall)
+            comp.stall_attempts = 0
         return False, "medium", {}
     # attempts before the window kept count too when no mastery was seen in the window
     run = len(since) + (comp.attempts - len(comp.recent) if len(since) == len(comp.recent) else 0)
@@ -107,6 +110,11 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
     wrong = answers.count(False)
     struggling = sum(answers[-rule.recent_window :]) <= rule.recent_max_correct
     current = next((a.mastery for a in reversed(comp.recent) if a.mastery is not None), None)
+
+    def weighed_past_mastery() -> bool:
+        """Mastery was shown within the recent attempts and the filter kept weighing the
+        attempts before it (``reset_on_mastery`` other than ``always``)."""
+        return len(since) < len(comp.recent) and comp.stall_attempts > len(since)
 
     def evidence() -> dict[str, Any]:
         found: dict[str, Any] = {
@@ -123,11 +131,15 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
             found["stall_probability"] = round(stall.stalled(comp.stall), 4)
             found["stall_probability_next"] = round(stall.stalled_next(comp.stall), 4)
             found["stuck_probability"] = round(stall.stuck(comp.stall), 4)
+            if comp.stall_attempts:  # 0: a vector kept by a version that did not count them
+                found["attempts_weighed"] = comp.stall_attempts
+            if weighed_past_mastery():  # the ids the filter weighed, not only those since
+                found["statement_ids"] = ids(comp.recent[-comp.stall_attempts :])
         return found
 
     if struggling:
         if rule.method == "stall_probability":
-            verdict = _by_probability(comp, rule)
+            verdict = _by_probability(comp, rule, weighed_past_mastery())
         else:
             verdict = _by_attempts(since, run, wrong, current, rule)
         if verdict is not None:
@@ -146,7 +158,7 @@ def wheel_spinning(comp: CompetencyState, rule: WheelRule, was_active: bool) -> 
 Finding = tuple[Severity, str, dict[str, Any]]
 
 
-def _by_probability(comp: CompetencyState, rule: WheelRule) -> Finding | None:
+def _by_probability(comp: CompetencyState, rule: WheelRule, past_mastery: bool) -> Finding | None:
     if not comp.stall:
         return None
     now, after = stall.stalled(comp.stall), stall.stalled_next(comp.stall)
@@ -157,6 +169,11 @@ def _by_probability(comp: CompetencyState, rule: WheelRule) -> Finding | None:
         f"{rule.max_attempts} attempts in a row without knowing the skill: probability "
         f"{now:.2f} now, {after:.2f} at the next attempt"
     )
+    if past_mastery:
+        text += (
+            f" (over the last {comp.stall_attempts} attempts, including right answers in a row "
+            "that may have been guesses)"
+        )
     return severity, text, {}
 
 

@@ -34,6 +34,9 @@ def test_stall_probability_flags_before_the_tenth_wrong_answer() -> None:
     assert ws.evidence["stall_probability_next"] >= 0.75
     assert ws.evidence["rule"].startswith("10 attempts in a row without knowing the skill")
     assert ws.evidence["attempts_without_mastery"] == 9
+    assert ws.evidence["attempts_weighed"] == 9
+    assert len(ws.evidence["statement_ids"]) == 9
+    assert "guesses" not in ws.evidence["rule"]
     [ws] = [s for s in learner.answer(correct=False) if s.kind == "wheel_spinning"]
     assert ws.severity == "high"
     assert ws.evidence["stall_probability"] >= 0.8
@@ -64,6 +67,8 @@ def test_stall_probability_mastery_clears_and_a_new_stall_needs_a_new_run() -> N
     assert learner.kinds().count("wheel_spinning") == raised  # eight: not yet
     learner.answer(correct=False)
     assert learner.kinds().count("wheel_spinning") == raised + 1
+    [*_, ws] = [s for s in learner.signals if s.kind == "wheel_spinning"]
+    assert ws.evidence["attempts_weighed"] == 9  # counted from the mastery shown
 
 
 def test_mastery_shown_before_any_alert_keeps_the_evidence_of_a_stall() -> None:
@@ -85,6 +90,14 @@ def test_mastery_shown_before_any_alert_keeps_the_evidence_of_a_stall() -> None:
     assert stall_of(kept)[0] >= 0.45
     assert kept.kinds().count("wheel_spinning") == 1
     assert "wheel_spinning" not in forgot.kinds()  # a new run of ten is needed
+    # the evidence shows what the filter weighed, not only the two answers since the streak
+    [ws] = [s for s in kept.signals if s.kind == "wheel_spinning"]
+    assert ws.evidence["attempts_without_mastery"] == 2
+    assert ws.evidence["attempts_weighed"] == 13
+    assert len(ws.evidence["statement_ids"]) == 13
+    assert ws.evidence["rule"].endswith(
+        "(over the last 13 attempts, including right answers in a row that may have been guesses)"
+    )
 
 
 def test_never_forgetting_a_stall_raises_again_at_the_next_wrong_answer() -> None:
