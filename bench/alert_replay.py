@@ -238,10 +238,9 @@ def _tally_cell(t: Tally) -> str:
     )
 
 
-def _ceiling_cell(point: dict[str, Any] | Point | None) -> str:
-    if isinstance(point, Point):
-        return f"{point.precision:.1%} ({point.recall:.1%})"
-    if point is None or not point["flagged"]:
+def _ceiling_cell(point: dict[str, Any]) -> str:
+    """A ceiling's point as :func:`stall_ceiling.point_figures` gives it."""
+    if not point["flagged"]:
         return "-"
     return f"{point['precision']:.1%} ({point['recall']:.1%})"
 
@@ -254,12 +253,12 @@ def _meets(precision: float, recall: float, delay: float, baseline_delay: float)
     return precision >= TARGET[0] and recall >= TARGET[1] and delay < baseline_delay
 
 
-def _pooled_row(label: str, group: list[dict[str, Any]]) -> tuple[str, bool, Point | None]:
+def _pooled_row(label: str, group: list[dict[str, Any]]) -> tuple[str, bool, dict[str, Any]]:
     """A row pooling ``group``'s cohorts, whether the default meets the target on them
     together, and the ceiling over their pairs."""
     new, old = (pool([r[POOL]["wheel"][i] for r in group]) for i in (0, 1))
     base = pool([r[POOL]["beck_gong"] for r in group])
-    point = pooled_ceiling(group)
+    point = point_figures(pooled_ceiling(group))
     row = (
         f"| {label} | {new.positives} | {_tally_cell(new)} | {_tally_cell(old)} | "
         f"{base.hits / base.flagged:.1%} | {base.hits / base.positives:.1%} | "
@@ -326,8 +325,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         f"{TARGET[1]:.2f} and a median delay below the 10-attempt rule's: met on {len(met)} of "
         f"{len(held_out)} cohorts not used for tuning"
         + (f" ({_seeds(met)})" if met else "")
-        + "; pooled: "
-        + "; ".join(f"{label} {'met' if ok else 'not met'}" for label, ok, _ in pooled)
+        + "".join(f"; pooled, {label}: {'met' if ok else 'not met'}" for label, ok, _ in pooled)
         + ".",
         "",
         "The ceiling is the Bayes filter of `bench/stall_ceiling.py`: it knows each learner's "
@@ -340,9 +338,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             if above
             else "It reaches the target's precision on every held-out cohort. "
         )
-        + "Pooled: "
-        + "; ".join(f"{label} {_ceiling_cell(point)}" for label, _, point in pooled)
-        + ".",
+        + " ".join(f"Pooled, {label}: {_ceiling_cell(point)}." for label, _, point in pooled),
     ]
     return "\n".join(lines)
 

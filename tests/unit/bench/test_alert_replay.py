@@ -78,7 +78,7 @@ def test_the_comparison_runs_both_methods_and_judges_the_held_out_cohorts(
     assert pooled.startswith("| held out, all, pooled (5, 7) |")  # one cohort per size: no row
     assert "cohorts not used for tuning" in out
     assert " of 2 cohorts" in out  # seed 101 is a tuning seed: seeds 5 and 7 are judged
-    assert "pooled: all " in out
+    assert "; pooled, all: " in out
     assert '"pool"' not in out  # the pooled scores stay out of the JSON line
 
 
